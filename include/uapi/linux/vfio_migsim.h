@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vfio-migsim: a VFIO mdev device that simulates large, resizable device
+ * state for testing VFIO live migration.
+ *
+ * This header is the driver's own uAPI: the migration stream format read
+ * from and written to the VFIO migration data fd, the PCI identity and
+ * BAR0 register file of the simulated device, and the names of its sysfs
+ * attributes.  See Documentation/stream-format.rst and
+ * Documentation/driver.rst for the prose.
+ */
+#ifndef _UAPI_LINUX_VFIO_MIGSIM_H
+#define _UAPI_LINUX_VFIO_MIGSIM_H
+
+#include <linux/types.h>
+
+/* ----------------------------------------------------------------------
+ * Identity
+ */
+
+/* The mdev parent device and its class: /sys/class/mdev_bus/migsim */
+#define MIGSIM_PARENT_NAME	"migsim"
+/* The mdev type directory: mdev_supported_types/migsim-v1 */
+#define MIGSIM_TYPE_NAME	"migsim-v1"
+/* Device model string carried in every stream header */
+#define MIGSIM_MODEL		"vfio-migsim"
+#define MIGSIM_MODEL_LEN	32
+
+/* PCI identity (Red Hat/QEMU vendor, an ID from its test-device range) */
+#define MIGSIM_PCI_VENDOR_ID	0x1b36
+#define MIGSIM_PCI_DEVICE_ID	0x00f0
+#define MIGSIM_PCI_CLASS	0xff0000	/* unassigned class */
+#define MIGSIM_PCI_REVISION	0x01
+#define MIGSIM_CONFIG_SIZE	256
+#define MIGSIM_BAR0_SIZE	4096
+
+/* ----------------------------------------------------------------------
+ * BAR0 register file (little endian, 32-bit registers, 32-bit aligned)
+ */
+#define MIGSIM_REG_ID		0x00	/* RO: MIGSIM_REG_ID_VALUE */
+#define MIGSIM_REG_VERSION	0x04	/* RO: stream format version */
+#define MIGSIM_REG_SIZE_LO	0x08	/* RO: state size, bits 31:0 */
+#define MIGSIM_REG_SIZE_HI	0x0c	/* RO: state size, bits 63:32 */
+#define MIGSIM_REG_GEN_LO	0x10	/* RO: state generation, bits 31:0 */
+#define MIGSIM_REG_GEN_HI	0x14	/* RO: state generation, bits 63:32 */
+#define MIGSIM_REG_CHUNK_SIZE	0x18	/* RO: chunk size in bytes */
+#define MIGSIM_REG_MIG_STATE	0x1c	/* RO: enum vfio_device_mig_state */
+#define MIGSIM_REG_CHECKSUM	0x20	/* RO: state checksum (see below) */
+#define MIGSIM_REG_SCRATCH0	0x40	/* RW: migrated with the device */
+#define MIGSIM_NR_SCRATCH	8	/* SCRATCH0 .. SCRATCH0 + 4 * 7 */
+
+#define MIGSIM_REG_ID_VALUE	0x4d53474d	/* "MGSM" */
+
+/* ----------------------------------------------------------------------
+ * Migration stream (data fd)
+ *
+ * A stream is a header, then records, then an END record.  All integers are
+ * little endian.  Every header and record carries a CRC32C (Castagnoli,
+ * initial value ~0, final xor ~0, as in iSCSI) of its own bytes before the
+ * CRC field; a CHUNK or CONFIG payload has its own CRC32C.  Records are
+ * numbered from 0 in the order they appear ("seq").  A later CHUNK record
+ * for the same chunk replaces an earlier one.  The stream is complete once
+ * its END record has been read; a reader gets EOF after it.
+ *
+ * The checksum of a whole state (sysfs "checksum", BAR0 CHECKSUM, END
+ * record) is the CRC32C, seeded with ~0, of: the state size as __le64,
+ * followed by the payload CRC32C of every chunk in chunk order, each as
+ * __le32.
+ */
+#define MIGSIM_STREAM_MAGIC	0x4d53474d	/* bytes "MGSM" */
+#define MIGSIM_STREAM_VERSION	1
+
+/* stream header flags */
+#define MIGSIM_STREAM_F_PRECOPY	(1U << 0)	/* opened in PRE_COPY */
+
+struct migsim_stream_header {
+	__le32 magic;		/* MIGSIM_STREAM_MAGIC */
+	__le16 version;		/* MIGSIM_STREAM_VERSION */
+	__le16 header_len;	/* sizeof(struct migsim_stream_header) */
+	char model[MIGSIM_MODEL_LEN];	/* MIGSIM_MODEL, NUL padded */
+	__le64 state_size;	/* size of the state when the stream began */
+	__le32 chunk_size;	/* bytes per chunk, a power of two */
+	__le32 flags;		/* MIGSIM_STREAM_F_* */
+	__le32 format;		/* migration parameter: format version */
+	__le32 features;	/* migration parameter: feature flags */
+	__le64 nonprecopy_size;	/* migration parameter: bytes only in STOP_COPY */
+	__le32 reserved[5];	/* zero */
+	__le32 header_crc;	/* CRC32C of the bytes above */
+};
+
+enum migsim_record_type {
+	MIGSIM_REC_CHUNK = 1,	/* payload: state bytes at offset */
+	MIGSIM_REC_CONFIG = 2,	/* payload: struct migsim_config_state */
+	MIGSIM_REC_RESIZE = 3,	/* no payload; offset is the new state size */
+	MIGSIM_REC_END = 4,	/* payload: struct migsim_end */
+};
+
+struct migsim_record {
+	__le32 type;		/* enum migsim_record_type */
+	__le32 flags;		/* zero */
+	__le64 offset;		/* CHUNK: byte offset, a chunk boundary */
+	__le32 length;		/* payload bytes that follow this record */
+	__le32 payload_crc;	/* CRC32C of the payload */
+	__le32 seq;		/* record index in the stream, from 0 */
+	__le32 record_crc;	/* CRC32C of the 28 bytes above */
+};
+
+/* device registers and PCI config that travel with the state */
+struct migsim_config_state {
+	__le32 scratch[MIGSIM_NR_SCRATCH];
+	__le16 pci_command;
+	__le16 reserved0;
+	__le32 bar0;		/* BAR0 base address register as written */
+	__le32 reserved[6];
+};
+
+struct migsim_end {
+	__le64 state_size;	/* final state size */
+	__le64 records;		/* records before this one */
+	__le64 payload_bytes;	/* CHUNK payload bytes in the stream */
+	__le32 state_checksum;	/* checksum of the final state */
+	__le32 reserved;
+};
+
+/*
+ * Errors.  A RESUMING data fd checks the stream as it is written: write()
+ * fails as soon as the stream is known to be bad, the failure is sticky, and
+ * the RESUMING -> STOP arc then fails with the same errno, leaving the
+ * device in ERROR with its own previous state untouched (VFIO_DEVICE_RESET
+ * returns it to RUNNING).  The kernel log says why.
+ */
+#define MIGSIM_ERR_PROTO	EPROTO		/* bad magic or format version */
+#define MIGSIM_ERR_MODEL	EMEDIUMTYPE	/* other device model or parameters */
+#define MIGSIM_ERR_CORRUPT	EBADMSG		/* CRC mismatch, malformed record */
+#define MIGSIM_ERR_TRUNCATED	ENODATA		/* RESUMING -> STOP before END */
+#define MIGSIM_ERR_OVERSIZED	EFBIG		/* bytes past END, out of range */
+
+/* ----------------------------------------------------------------------
+ * sysfs, per instance: /sys/bus/mdev/devices/<uuid>/migsim/<attr>
+ */
+#define MIGSIM_SYSFS_GROUP	"migsim"
+/*
+ * state_size		rw  bytes (K/M/G suffixes accepted), multiple of 4 KiB
+ * chunk_size		ro  bytes
+ * seed			ro  seed of the initial content, hex
+ * checksum		ro  state checksum, "0x%08x"
+ * generation		ro  bumps on every change of the state's content
+ * migration_state	ro  STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P,
+ *			    PRE_COPY, PRE_COPY_P2P or ERROR
+ * last_error		ro  why the last load or transition failed, or "none"
+ */
+
+#endif /* _UAPI_LINUX_VFIO_MIGSIM_H */

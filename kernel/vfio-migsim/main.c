@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-migsim: a VFIO mdev device with large, resizable migratable state.
+ *
+ * This file holds the module, the mdev parent and type, the vfio_device
+ * lifecycle and the per-instance sysfs attributes.  Locking is described in
+ * migsim.h.
+ */
+#include <linux/device.h>
+#include <linux/kernel.h>
+#include <linux/mdev.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/unaligned.h>
+#include <linux/vfio.h>
+#include "migsim.h"
+
+#define MIGSIM_MAX_INSTANCES 64
+
+static unsigned long default_state_size = SZ_64M;
+module_param(default_state_size, ulong, 0444);
+MODULE_PARM_DESC(default_state_size,
+		 "State size of a new instance in bytes (default 64 MiB)");
+
+static unsigned int chunk_size = SZ_1M;
+module_param(chunk_size, uint, 0444);
+MODULE_PARM_DESC(chunk_size,
+		 "Bytes per state chunk, a power of two from 4 KiB to 64 MiB (default 1 MiB)");
+
+unsigned long migsim_max_state_size = SZ_4G;
+module_param_named(max_state_size, migsim_max_state_size, ulong, 0644);
+MODULE_PARM_DESC(max_state_size,
+		 "Largest state an instance may have or load (default 4 GiB)");
+
+static const char * const migsim_state_names[] = {
+	[VFIO_DEVICE_STATE_ERROR] = "ERROR",
+	[VFIO_DEVICE_STATE_STOP] = "STOP",
+	[VFIO_DEVICE_STATE_RUNNING] = "RUNNING",
+	[VFIO_DEVICE_STATE_STOP_COPY] = "STOP_COPY",
+	[VFIO_DEVICE_STATE_RESUMING] = "RESUMING",
+	[VFIO_DEVICE_STATE_RUNNING_P2P] = "RUNNING_P2P",
+	[VFIO_DEVICE_STATE_PRE_COPY] = "PRE_COPY",
+	[VFIO_DEVICE_STATE_PRE_COPY_P2P] = "PRE_COPY_P2P",
+};
+
+const char *migsim_state_name(enum vfio_device_mig_state state)
+{
+	if (state < ARRAY_SIZE(migsim_state_names))
+		return migsim_state_names[state];
+	return "INVALID";
+}
+
+/* Record why the last operation failed, for sysfs and the kernel log. */
+void migsim_set_error(struct migsim_dev *mdev, const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	vscnprintf(mdev->last_error, sizeof(mdev->last_error), fmt, args);
+	va_end(args);
+	dev_info(mdev->vdev.dev, "%s\n", mdev->last_error);
+}
+
+/*
+ * The state checksum.  Called with state_mutex held; an open save fd may be
+ * filling chunk CRCs concurrently, so take its lock too.
+ */
+u32 migsim_checksum(struct migsim_dev *mdev)
+{
+	struct migsim_migf *migf = mdev->saving;
+	u32 sum;
+
+	lockdep_assert_held(&mdev->state_mutex);
+	if (migf)
+		mutex_lock(&migf->lock);
+	sum = migsim_store_checksum(mdev->store);
+	if (migf)
+		mutex_unlock(&migf->lock);
+	return sum;
+}
+
+/* ------------------------------------------------------------ vfio_device */
+
+static int migsim_init_dev(struct vfio_device *vdev)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	struct mdev_device *mdevice = to_mdev_device(vdev->dev);
+	u64 seed;
+	int ret;
+
+	mdev->mdev = mdevice;
+	mutex_init(&mdev->state_mutex);
+	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	strscpy(mdev->last_error, "none", sizeof(mdev->last_error));
+	memcpy(&seed, mdevice->uuid.b, sizeof(seed));
+	seed ^= get_unaligned((u64 *)(mdevice->uuid.b + 8));
+
+	mdev->store = migsim_store_alloc(chunk_size, seed);
+	if (!mdev->store) {
+		ret = -ENOMEM;
+		goto err_mutex;
+	}
+	ret = migsim_store_resize(mdev->store, default_state_size);
+	if (ret)
+		goto err_store;
+	migsim_pci_init(mdev);
+
+	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+				VFIO_MIGRATION_PRE_COPY;
+	vdev->mig_ops = &migsim_migration_ops;
+	return 0;
+
+err_store:
+	migsim_store_free(mdev->store);
+err_mutex:
+	mutex_destroy(&mdev->state_mutex);
+	return ret;
+}
+
+static void migsim_release_dev(struct vfio_device *vdev)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+
+	migsim_store_free(mdev->store);
+	mutex_destroy(&mdev->state_mutex);
+}
+
+static int migsim_open_device(struct vfio_device *vdev)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+
+	mutex_lock(&mdev->state_mutex);
+	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	migsim_pci_reset(mdev);
+	mutex_unlock(&mdev->state_mutex);
+	return 0;
+}
+
+static void migsim_close_device(struct vfio_device *vdev)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+
+	mutex_lock(&mdev->state_mutex);
+	migsim_disable_fds(mdev);
+	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mutex_unlock(&mdev->state_mutex);
+}
+
+static const struct vfio_device_ops migsim_dev_ops = {
+	.name = "vfio-migsim",
+	.init = migsim_init_dev,
+	.release = migsim_release_dev,
+	.open_device = migsim_open_device,
+	.close_device = migsim_close_device,
+	.read = migsim_read,
+	.write = migsim_write,
+	.ioctl = migsim_ioctl,
+	.bind_iommufd = vfio_iommufd_emulated_bind,
+	.unbind_iommufd = vfio_iommufd_emulated_unbind,
+	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
+	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
+};
+
+/* ------------------------------------------------------------ sysfs */
+
+static struct migsim_dev *dev_to_migsim(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+static ssize_t state_size_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 size;
+
+	mutex_lock(&mdev->state_mutex);
+	size = mdev->store->size;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%llu\n", size);
+}
+
+static ssize_t state_size_store(struct device *dev,
+				struct device_attribute *attr,
+				const char *buf, size_t count)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	char *end;
+	u64 size;
+	int ret;
+
+	size = memparse(buf, &end);
+	if (end == buf || (*end && *end != '\n'))
+		return -EINVAL;
+	if (size < PAGE_SIZE || size % PAGE_SIZE ||
+	    size > migsim_max_state_size)
+		return -EINVAL;
+
+	mutex_lock(&mdev->state_mutex);
+	if (mdev->mig_state != VFIO_DEVICE_STATE_RUNNING || mdev->saving ||
+	    mdev->resuming) {
+		ret = -EBUSY;
+	} else {
+		ret = migsim_store_resize(mdev->store, size);
+		if (!ret)
+			mdev->generation++;
+	}
+	mutex_unlock(&mdev->state_mutex);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(state_size);
+
+static ssize_t chunk_size_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", dev_to_migsim(dev)->store->chunk_size);
+}
+static DEVICE_ATTR_RO(chunk_size);
+
+static ssize_t seed_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 seed;
+
+	mutex_lock(&mdev->state_mutex);
+	seed = mdev->store->seed;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "0x%016llx\n", seed);
+}
+static DEVICE_ATTR_RO(seed);
+
+static ssize_t checksum_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u32 sum;
+
+	mutex_lock(&mdev->state_mutex);
+	sum = migsim_checksum(mdev);
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "0x%08x\n", sum);
+}
+static DEVICE_ATTR_RO(checksum);
+
+static ssize_t generation_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 gen;
+
+	mutex_lock(&mdev->state_mutex);
+	gen = mdev->generation;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%llu\n", gen);
+}
+static DEVICE_ATTR_RO(generation);
+
+static ssize_t migration_state_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	enum vfio_device_mig_state state;
+
+	mutex_lock(&mdev->state_mutex);
+	state = mdev->mig_state;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%s\n", migsim_state_name(state));
+}
+static DEVICE_ATTR_RO(migration_state);
+
+static ssize_t last_error_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	ssize_t n;
+
+	mutex_lock(&mdev->state_mutex);
+	n = sysfs_emit(buf, "%s\n", mdev->last_error);
+	mutex_unlock(&mdev->state_mutex);
+	return n;
+}
+static DEVICE_ATTR_RO(last_error);
+
+static struct attribute *migsim_dev_attrs[] = {
+	&dev_attr_state_size.attr,
+	&dev_attr_chunk_size.attr,
+	&dev_attr_seed.attr,
+	&dev_attr_checksum.attr,
+	&dev_attr_generation.attr,
+	&dev_attr_migration_state.attr,
+	&dev_attr_last_error.attr,
+	NULL,
+};
+
+static const struct attribute_group migsim_dev_group = {
+	.name = MIGSIM_SYSFS_GROUP,
+	.attrs = migsim_dev_attrs,
+};
+
+static const struct attribute_group *migsim_dev_groups[] = {
+	&migsim_dev_group,
+	NULL,
+};
+
+/* ------------------------------------------------------------ mdev */
+
+static int migsim_probe(struct mdev_device *mdevice)
+{
+	struct migsim_dev *mdev;
+	int ret;
+
+	mdev = vfio_alloc_device(migsim_dev, vdev, &mdevice->dev,
+				 &migsim_dev_ops);
+	if (IS_ERR(mdev))
+		return PTR_ERR(mdev);
+
+	dev_set_drvdata(&mdevice->dev, mdev);
+	ret = vfio_register_emulated_iommu_dev(&mdev->vdev);
+	if (ret) {
+		dev_set_drvdata(&mdevice->dev, NULL);
+		vfio_put_device(&mdev->vdev);
+		return ret;
+	}
+	return 0;
+}
+
+static void migsim_remove(struct mdev_device *mdevice)
+{
+	struct migsim_dev *mdev = dev_get_drvdata(&mdevice->dev);
+
+	vfio_unregister_group_dev(&mdev->vdev);
+	vfio_put_device(&mdev->vdev);
+}
+
+static ssize_t migsim_show_description(struct mdev_type *mtype, char *buf)
+{
+	return sysfs_emit(buf,
+			  "simulated device, %lu MiB of state in %u KiB chunks by default\n",
+			  default_state_size >> 20, chunk_size >> 10);
+}
+
+static struct mdev_type migsim_type = {
+	.sysfs_name = "v1",
+	.pretty_name = "vfio-migsim v1",
+};
+
+static struct mdev_type *migsim_types[] = {
+	&migsim_type,
+};
+
+static struct mdev_driver migsim_driver = {
+	.device_api = VFIO_DEVICE_API_PCI_STRING,
+	.max_instances = MIGSIM_MAX_INSTANCES,
+	.driver = {
+		.name = "vfio-migsim",
+		.owner = THIS_MODULE,
+		.mod_name = KBUILD_MODNAME,
+		.dev_groups = migsim_dev_groups,
+	},
+	.probe = migsim_probe,
+	.remove = migsim_remove,
+	.show_description = migsim_show_description,
+};
+
+static const struct class migsim_class = {
+	.name = MIGSIM_PARENT_NAME,
+};
+
+static struct migsim_parent {
+	struct device dev;
+	struct mdev_parent parent;
+} migsim_parent;
+
+static void migsim_parent_release(struct device *dev)
+{
+}
+
+static int __init migsim_init(void)
+{
+	int ret;
+
+	if (!is_power_of_2(chunk_size) || chunk_size < SZ_4K ||
+	    chunk_size > SZ_64M) {
+		pr_err("vfio-migsim: chunk_size %u is not a power of two in [4K, 64M]\n",
+		       chunk_size);
+		return -EINVAL;
+	}
+	if (default_state_size < SZ_4K || default_state_size % SZ_4K ||
+	    default_state_size > migsim_max_state_size) {
+		pr_err("vfio-migsim: default_state_size %lu is out of range\n",
+		       default_state_size);
+		return -EINVAL;
+	}
+
+	ret = mdev_register_driver(&migsim_driver);
+	if (ret)
+		return ret;
+	ret = class_register(&migsim_class);
+	if (ret)
+		goto err_driver;
+
+	migsim_parent.dev.class = &migsim_class;
+	migsim_parent.dev.release = migsim_parent_release;
+	dev_set_name(&migsim_parent.dev, "%s", MIGSIM_PARENT_NAME);
+	ret = device_register(&migsim_parent.dev);
+	if (ret)
+		goto err_put;
+	ret = mdev_register_parent(&migsim_parent.parent, &migsim_parent.dev,
+				   &migsim_driver, migsim_types,
+				   ARRAY_SIZE(migsim_types));
+	if (ret)
+		goto err_device;
+	return 0;
+
+err_device:
+	device_del(&migsim_parent.dev);
+err_put:
+	put_device(&migsim_parent.dev);
+	class_unregister(&migsim_class);
+err_driver:
+	mdev_unregister_driver(&migsim_driver);
+	return ret;
+}
+
+static void __exit migsim_exit(void)
+{
+	mdev_unregister_parent(&migsim_parent.parent);
+	device_unregister(&migsim_parent.dev);
+	class_unregister(&migsim_class);
+	mdev_unregister_driver(&migsim_driver);
+}
+
+module_init(migsim_init);
+module_exit(migsim_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("VFIO mdev device simulating large migratable state");

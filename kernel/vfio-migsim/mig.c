@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-migsim: the migration state machine and its data fds.
+ *
+ * Saving: entering PRE_COPY(_P2P) or STOP_COPY opens a read-only data fd
+ * whose read() emits the stream: header, CHUNK records for every chunk,
+ * then, once the device is in STOP_COPY, the CONFIG record and the END
+ * record.  In PRE_COPY the stream pauses (read() fails with ENOMSG) after
+ * the chunks; PRE_COPY_P2P -> STOP_COPY continues the same fd.
+ *
+ * Resuming: STOP -> RESUMING opens a write-only data fd that parses the
+ * stream into a staging store (stream.c).  RESUMING -> STOP checks it and
+ * only then replaces the device's state; a failed load leaves the device in
+ * ERROR with its own state untouched, until VFIO_DEVICE_RESET.
+ *
+ * Locking: see migsim.h.  state_mutex is taken before migf->lock.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "migsim.h"
+
+#define MIGSIM_REC_LEN sizeof(struct migsim_record)
+#define MIGSIM_HDR_LEN sizeof(struct migsim_stream_header)
+#define MIGSIM_CONFIG_REC_LEN (MIGSIM_REC_LEN + \
+			       sizeof(struct migsim_config_state))
+#define MIGSIM_END_REC_LEN (MIGSIM_REC_LEN + sizeof(struct migsim_end))
+
+/* Bytes of CHUNK records for chunks first..end of a state. */
+static u64 migsim_chunk_bytes(struct migsim_store *st, unsigned long first)
+{
+	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+
+	if (first >= n)
+		return 0;
+	return (n - first) * MIGSIM_REC_LEN + st->size -
+	       (u64)first * st->chunk_size;
+}
+
+u64 migsim_full_stream_size(struct migsim_dev *mdev)
+{
+	return MIGSIM_HDR_LEN + migsim_chunk_bytes(mdev->store, 0) +
+	       MIGSIM_CONFIG_REC_LEN + MIGSIM_END_REC_LEN;
+}
+
+/* ------------------------------------------------------------ data fds */
+
+static void migsim_disable_migf(struct migsim_migf *migf)
+{
+	mutex_lock(&migf->lock);
+	migf->disabled = true;
+	migf->mdev = NULL;
+	migf->payload = NULL;
+	migsim_parser_destroy(&migf->parser);
+	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
+}
+
+/* Called with state_mutex held. */
+void migsim_disable_fds(struct migsim_dev *mdev)
+{
+	if (mdev->saving) {
+		migsim_disable_migf(mdev->saving);
+		fput(mdev->saving->filp);
+		mdev->saving = NULL;
+	}
+	if (mdev->resuming) {
+		migsim_disable_migf(mdev->resuming);
+		fput(mdev->resuming->filp);
+		mdev->resuming = NULL;
+	}
+}
+
+static int migsim_release_migf(struct inode *inode, struct file *filp)
+{
+	struct migsim_migf *migf = filp->private_data;
+
+	migsim_disable_migf(migf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return 0;
+}
+
+/* Bytes the save fd still has to give before the stream pauses or ends. */
+static u64 migsim_save_pending(struct migsim_migf *migf, bool to_end)
+{
+	struct migsim_dev *mdev = migf->mdev;
+	u64 n = (migf->frame_len - migf->frame_pos) +
+		(migf->payload_len - migf->payload_pos);
+
+	switch (migf->phase) {
+	case MIGSIM_SAVE_HEADER:
+		n += MIGSIM_HDR_LEN;
+		fallthrough;
+	case MIGSIM_SAVE_CHUNKS:
+		n += migsim_chunk_bytes(mdev->store, migf->next_chunk);
+		if (!to_end)
+			break;
+		fallthrough;
+	case MIGSIM_SAVE_CONFIG:
+		n += to_end ? MIGSIM_CONFIG_REC_LEN : 0;
+		fallthrough;
+	case MIGSIM_SAVE_END:
+		n += to_end ? MIGSIM_END_REC_LEN : 0;
+		break;
+	case MIGSIM_SAVE_DONE:
+		break;
+	}
+	return n;
+}
+
+/*
+ * Queue the next item of the stream into the frame/payload buffers.
+ * Returns 0, or -ENOMSG when a precopy stream has nothing more for now.
+ */
+static int migsim_save_next(struct migsim_migf *migf)
+{
+	struct migsim_dev *mdev = migf->mdev;
+	struct migsim_store *st = mdev->store;
+	struct migsim_record *rec = (struct migsim_record *)migf->frame;
+
+	migf->frame_pos = 0;
+	migf->payload_pos = 0;
+	migf->payload_len = 0;
+	migf->payload = NULL;
+
+	switch (migf->phase) {
+	case MIGSIM_SAVE_HEADER:
+		migsim_stream_header(mdev,
+				     (struct migsim_stream_header *)migf->frame,
+				     migf->stop_copy ? 0 :
+				     MIGSIM_STREAM_F_PRECOPY);
+		migf->frame_len = MIGSIM_HDR_LEN;
+		migf->phase = MIGSIM_SAVE_CHUNKS;
+		return 0;
+	case MIGSIM_SAVE_CHUNKS:
+		if (migf->next_chunk < migsim_nr_chunks(st->size,
+							st->chunk_size)) {
+			struct migsim_chunk *c;
+
+			c = migsim_store_chunk(st, migf->next_chunk);
+			migsim_stream_record(rec, MIGSIM_REC_CHUNK,
+					     (u64)migf->next_chunk *
+					     st->chunk_size, c->len,
+					     migsim_chunk_crc(c), migf->seq++);
+			migf->frame_len = MIGSIM_REC_LEN;
+			migf->payload = c->data;
+			migf->payload_len = c->len;
+			migf->payload_bytes += c->len;
+			migf->next_chunk++;
+			return 0;
+		}
+		if (!migf->stop_copy)
+			return -ENOMSG;
+		migf->phase = MIGSIM_SAVE_CONFIG;
+		fallthrough;
+	case MIGSIM_SAVE_CONFIG: {
+		struct migsim_config_state *cfg = (void *)(rec + 1);
+
+		*cfg = migf->config;
+		migsim_stream_record(rec, MIGSIM_REC_CONFIG, 0, sizeof(*cfg),
+				     migsim_crc(~0U, cfg, sizeof(*cfg)) ^ ~0U,
+				     migf->seq++);
+		migf->frame_len = MIGSIM_CONFIG_REC_LEN;
+		migf->phase = MIGSIM_SAVE_END;
+		return 0;
+	}
+	case MIGSIM_SAVE_END: {
+		struct migsim_end *end = (void *)(rec + 1);
+
+		memset(end, 0, sizeof(*end));
+		end->state_size = cpu_to_le64(st->size);
+		end->records = cpu_to_le64(migf->seq);
+		end->payload_bytes = cpu_to_le64(migf->payload_bytes);
+		end->state_checksum = cpu_to_le32(migsim_store_checksum(st));
+		migsim_stream_record(rec, MIGSIM_REC_END, 0, sizeof(*end),
+				     migsim_crc(~0U, end, sizeof(*end)) ^ ~0U,
+				     migf->seq++);
+		migf->frame_len = MIGSIM_END_REC_LEN;
+		migf->phase = MIGSIM_SAVE_DONE;
+		return 0;
+	}
+	case MIGSIM_SAVE_DONE:
+		migf->frame_len = 0;
+		return 0;
+	}
+	return 0;
+}
+
+static ssize_t migsim_save_read(struct file *filp, char __user *buf,
+				size_t len, loff_t *pos)
+{
+	struct migsim_migf *migf = filp->private_data;
+	ssize_t done = 0;
+	int ret = 0;
+
+	if (pos)
+		return -ESPIPE;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+		goto out;
+	}
+
+	while (done < len) {
+		size_t n;
+
+		if (migf->frame_pos < migf->frame_len) {
+			n = min_t(size_t, migf->frame_len - migf->frame_pos,
+				  len - done);
+			if (copy_to_user(buf + done,
+					 migf->frame + migf->frame_pos, n)) {
+				ret = -EFAULT;
+				break;
+			}
+			migf->frame_pos += n;
+		} else if (migf->payload_pos < migf->payload_len) {
+			n = min_t(size_t, migf->payload_len -
+				  migf->payload_pos, len - done);
+			if (copy_to_user(buf + done,
+					 migf->payload + migf->payload_pos,
+					 n)) {
+				ret = -EFAULT;
+				break;
+			}
+			migf->payload_pos += n;
+		} else {
+			if (migf->phase == MIGSIM_SAVE_DONE)
+				break;
+			ret = migsim_save_next(migf);
+			if (ret)
+				break;
+			continue;
+		}
+		done += n;
+		cond_resched();
+	}
+out:
+	mutex_unlock(&migf->lock);
+	return done ? done : ret;
+}
+
+static __poll_t migsim_save_poll(struct file *filp,
+				 struct poll_table_struct *wait)
+{
+	struct migsim_migf *migf = filp->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(filp, &migf->poll_wait, wait);
+	mutex_lock(&migf->lock);
+	if (migf->disabled)
+		mask = EPOLLERR;
+	else if (migf->stop_copy || migsim_save_pending(migf, false))
+		mask = EPOLLIN | EPOLLRDNORM;
+	mutex_unlock(&migf->lock);
+	return mask;
+}
+
+static long migsim_precopy_ioctl(struct file *filp, unsigned int cmd,
+				 unsigned long arg)
+{
+	struct migsim_migf *migf = filp->private_data;
+	struct vfio_precopy_info info = {};
+	unsigned long minsz = offsetofend(struct vfio_precopy_info,
+					  dirty_bytes);
+	u64 pending;
+	long ret = 0;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+		goto out;
+	}
+	/* valid only in the PRE_COPY states, per the uAPI */
+	if (migf->stop_copy) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pending = migsim_save_pending(migf, false);
+	info.flags = 0;
+	info.initial_bytes = pending;
+	info.dirty_bytes = 0;
+out:
+	mutex_unlock(&migf->lock);
+	if (ret)
+		return ret;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static const struct file_operations migsim_save_fops = {
+	.owner = THIS_MODULE,
+	.read = migsim_save_read,
+	.poll = migsim_save_poll,
+	.unlocked_ioctl = migsim_precopy_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = migsim_release_migf,
+};
+
+static ssize_t migsim_resume_write(struct file *filp, const char __user *buf,
+				   size_t len, loff_t *pos)
+{
+	struct migsim_migf *migf = filp->private_data;
+	ssize_t ret;
+
+	if (pos)
+		return -ESPIPE;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+	} else {
+		bool had_error = migf->parser.error;
+
+		ret = migsim_parse(&migf->parser, migf->mdev, buf, len);
+		if (!had_error && migf->parser.error)
+			dev_info(migf->mdev->vdev.dev,
+				 "refusing migration stream: %s\n",
+				 migf->parser.why);
+	}
+	mutex_unlock(&migf->lock);
+	return ret;
+}
+
+static const struct file_operations migsim_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = migsim_resume_write,
+	.release = migsim_release_migf,
+};
+
+static struct migsim_migf *migsim_migf_create(struct migsim_dev *mdev,
+					      bool resuming)
+{
+	struct migsim_migf *migf;
+	int ret;
+
+	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	if (!migf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&migf->lock);
+	init_waitqueue_head(&migf->poll_wait);
+	migf->mdev = mdev;
+	migf->resuming = resuming;
+	if (resuming) {
+		ret = migsim_parser_init(&migf->parser,
+					 mdev->store->chunk_size);
+		if (ret)
+			goto err;
+	}
+	migf->filp = anon_inode_getfile("vfio-migsim-data",
+					resuming ? &migsim_resume_fops :
+					&migsim_save_fops, migf,
+					resuming ? O_WRONLY : O_RDONLY);
+	if (IS_ERR(migf->filp)) {
+		ret = PTR_ERR(migf->filp);
+		goto err;
+	}
+	stream_open(migf->filp->f_inode, migf->filp);
+	return migf;
+err:
+	migsim_parser_destroy(&migf->parser);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return ERR_PTR(ret);
+}
+
+/* ------------------------------------------------------------ the arcs */
+
+/* RESUMING -> STOP: check the staged state and make it the device's. */
+static int migsim_load(struct migsim_dev *mdev)
+{
+	struct migsim_migf *migf = mdev->resuming;
+	struct migsim_parser *p = &migf->parser;
+	struct migsim_store *old;
+	int ret;
+
+	mutex_lock(&migf->lock);
+	ret = migsim_parse_finish(p);
+	if (ret) {
+		migsim_set_error(mdev, "load failed: %s", p->why);
+		mutex_unlock(&migf->lock);
+		return ret;
+	}
+	old = mdev->store;
+	p->staged->seed = old->seed;
+	mdev->store = p->staged;
+	p->staged = NULL;
+	migsim_config_load(mdev, &p->config);
+	mdev->generation++;
+	mutex_unlock(&migf->lock);
+	migsim_store_free(old);
+	dev_dbg(mdev->vdev.dev, "loaded %llu bytes of state\n",
+		mdev->store->size);
+	return 0;
+}
+
+static struct file *migsim_open_save(struct migsim_dev *mdev, bool stop_copy)
+{
+	struct migsim_migf *migf = migsim_migf_create(mdev, false);
+
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	migf->stop_copy = stop_copy;
+	if (stop_copy)
+		migsim_config_save(mdev, &migf->config);
+	mdev->saving = migf;
+	get_file(migf->filp);
+	return migf->filp;
+}
+
+static struct file *migsim_step(struct migsim_dev *mdev,
+				enum vfio_device_mig_state new)
+{
+	enum vfio_device_mig_state cur = mdev->mig_state;
+	struct migsim_migf *migf;
+	int ret;
+
+	/* P2P quiescing arcs: no device activity to stop or start yet. */
+	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     new == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     (new == VFIO_DEVICE_STATE_RUNNING ||
+	      new == VFIO_DEVICE_STATE_STOP)) ||
+	    (cur == VFIO_DEVICE_STATE_STOP &&
+	     new == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     new == VFIO_DEVICE_STATE_PRE_COPY))
+		return NULL;
+
+	/* Arcs that end a saving session. */
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     new == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     new == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	     new == VFIO_DEVICE_STATE_STOP)) {
+		migsim_disable_fds(mdev);
+		return NULL;
+	}
+
+	if (cur == VFIO_DEVICE_STATE_RESUMING &&
+	    new == VFIO_DEVICE_STATE_STOP) {
+		ret = migsim_load(mdev);
+		if (ret)
+			return ERR_PTR(ret);
+		migsim_disable_fds(mdev);
+		return NULL;
+	}
+
+	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     new == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return migsim_open_save(mdev, false);
+
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_STOP_COPY)
+		return migsim_open_save(mdev, true);
+
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	    new == VFIO_DEVICE_STATE_STOP_COPY) {
+		/* the precopy fd goes on to the end of the stream */
+		migf = mdev->saving;
+		mutex_lock(&migf->lock);
+		migf->stop_copy = true;
+		migsim_config_save(mdev, &migf->config);
+		mutex_unlock(&migf->lock);
+		wake_up_interruptible(&migf->poll_wait);
+		return NULL;
+	}
+
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_RESUMING) {
+		migf = migsim_migf_create(mdev, true);
+		if (IS_ERR(migf))
+			return ERR_CAST(migf);
+		mdev->resuming = migf;
+		get_file(migf->filp);
+		return migf->filp;
+	}
+
+	/* vfio_mig_get_next_state() gives no other arc for our flags */
+	WARN_ON_ONCE(1);
+	return ERR_PTR(-EINVAL);
+}
+
+static struct file *migsim_set_state(struct vfio_device *vdev,
+				     enum vfio_device_mig_state target)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&mdev->state_mutex);
+	while (mdev->mig_state != target) {
+		ret = vfio_mig_get_next_state(vdev, mdev->mig_state, target,
+					      &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = migsim_step(mdev, next);
+		if (IS_ERR(res)) {
+			/*
+			 * A failed arc leaves the device in ERROR: its data
+			 * fds are closed and only a reset brings it back.
+			 */
+			if (mdev->mig_state != VFIO_DEVICE_STATE_RESUMING)
+				migsim_set_error(mdev, "arc %s -> %s failed: %ld",
+						 migsim_state_name(mdev->mig_state),
+						 migsim_state_name(next),
+						 PTR_ERR(res));
+			migsim_disable_fds(mdev);
+			mdev->mig_state = VFIO_DEVICE_STATE_ERROR;
+			break;
+		}
+		mdev->mig_state = next;
+		if (WARN_ON(res && next != target)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	mutex_unlock(&mdev->state_mutex);
+	return res;
+}
+
+static int migsim_get_state(struct vfio_device *vdev,
+			    enum vfio_device_mig_state *state)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+
+	mutex_lock(&mdev->state_mutex);
+	*state = mdev->mig_state;
+	mutex_unlock(&mdev->state_mutex);
+	return 0;
+}
+
+/*
+ * The exact number of bytes a STOP_COPY read would return from now: the
+ * rest of an open save stream, or a whole stream.
+ */
+static int migsim_get_data_size(struct vfio_device *vdev,
+				unsigned long *len)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	struct migsim_migf *migf;
+
+	mutex_lock(&mdev->state_mutex);
+	migf = mdev->saving;
+	if (migf) {
+		mutex_lock(&migf->lock);
+		*len = migsim_save_pending(migf, true);
+		mutex_unlock(&migf->lock);
+	} else {
+		*len = migsim_full_stream_size(mdev);
+	}
+	mutex_unlock(&mdev->state_mutex);
+	return 0;
+}
+
+const struct vfio_migration_ops migsim_migration_ops = {
+	.migration_set_state = migsim_set_state,
+	.migration_get_state = migsim_get_state,
+	.migration_get_data_size = migsim_get_data_size,
+};

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vfio-migsim: internal declarations shared by the driver's files.
+ *
+ * Locking (outermost first):
+ *   migsim_dev.state_mutex  the migration state, the chunk store's shape and
+ *                           content, the data fd pointers, registers and
+ *                           config space.
+ *   migsim_migf.lock        one data fd's cursor, staging area and the
+ *                           disabled flag.
+ * A data fd's read() and write() take only migf->lock.  Anything that
+ * changes or frees the chunks a save fd may be copying takes state_mutex and
+ * then disables the fd under migf->lock first, so a read() that finds its
+ * fd enabled may use the device's chunks without state_mutex.
+ */
+#ifndef MIGSIM_H
+#define MIGSIM_H
+
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+#include <uapi/linux/vfio_migsim.h>
+
+struct mdev_device;
+
+/* ---------------------------------------------------------------- state.c */
+
+struct migsim_chunk {
+	void *data;
+	u32 len;
+	u32 crc;
+	bool crc_valid;
+};
+
+/* N bytes of device state in fixed-size chunks, indexed in an xarray. */
+struct migsim_store {
+	struct xarray chunks;		/* chunk index -> struct migsim_chunk */
+	u64 size;
+	u32 chunk_size;
+	u64 seed;
+};
+
+static inline unsigned long migsim_nr_chunks(u64 size, u32 chunk_size)
+{
+	return DIV_ROUND_UP_ULL(size, chunk_size);
+}
+
+static inline u32 migsim_chunk_len(u64 size, u32 chunk_size,
+				   unsigned long idx)
+{
+	u64 off = (u64)idx * chunk_size;
+
+	return min_t(u64, chunk_size, size - off);
+}
+
+struct migsim_store *migsim_store_alloc(u32 chunk_size, u64 seed);
+int migsim_store_resize(struct migsim_store *st, u64 new_size);
+void migsim_store_free(struct migsim_store *st);
+struct migsim_chunk *migsim_store_chunk(struct migsim_store *st,
+					unsigned long idx);
+struct migsim_chunk *migsim_store_stage(struct migsim_store *st,
+					unsigned long idx, u32 len);
+bool migsim_store_complete(struct migsim_store *st, unsigned long *missing);
+u32 migsim_chunk_crc(struct migsim_chunk *c);
+u32 migsim_store_checksum(struct migsim_store *st);
+u32 migsim_crc(u32 crc, const void *buf, size_t len);
+
+/* --------------------------------------------------------------- stream.c */
+
+enum migsim_parse_phase {
+	MIGSIM_PARSE_HEADER,
+	MIGSIM_PARSE_RECORD,
+	MIGSIM_PARSE_PAYLOAD,
+	MIGSIM_PARSE_DONE,
+};
+
+/* What a RESUMING data fd has made of the bytes written to it so far. */
+struct migsim_parser {
+	enum migsim_parse_phase phase;
+	int error;			/* sticky -errno, 0 while good */
+	u64 pos;			/* stream bytes consumed */
+	u32 seq;			/* next record's expected seq */
+	u64 payload_bytes;
+	union {
+		struct migsim_stream_header hdr;
+		struct migsim_record rec;
+		u8 raw[sizeof(struct migsim_stream_header)];
+	} frame;
+	u32 frame_pos;
+	struct migsim_stream_header hdr;	/* validated header */
+	struct migsim_record rec;		/* record being received */
+	void *dst;			/* payload destination */
+	u32 dst_pos;
+	u32 dst_crc;
+	struct migsim_config_state config;
+	bool have_config;
+	struct migsim_end end;
+	struct migsim_store *staged;	/* chunks received so far */
+	char why[128];			/* why error was set */
+};
+
+struct migsim_dev;
+
+void migsim_stream_header(struct migsim_dev *mdev,
+			  struct migsim_stream_header *hdr, u32 flags);
+void migsim_stream_record(struct migsim_record *rec, u32 type, u64 offset,
+			  u32 len, u32 payload_crc, u32 seq);
+int migsim_parser_init(struct migsim_parser *p, u32 chunk_size);
+void migsim_parser_destroy(struct migsim_parser *p);
+ssize_t migsim_parse(struct migsim_parser *p, struct migsim_dev *mdev,
+		     const char __user *buf, size_t len);
+int migsim_parse_finish(struct migsim_parser *p);
+
+/* ---------------------------------------------------------------- mig.c */
+
+enum migsim_save_phase {
+	MIGSIM_SAVE_HEADER,
+	MIGSIM_SAVE_CHUNKS,
+	MIGSIM_SAVE_CONFIG,
+	MIGSIM_SAVE_END,
+	MIGSIM_SAVE_DONE,
+};
+
+/* A migration data fd, saving or resuming. */
+struct migsim_migf {
+	struct file *filp;
+	struct migsim_dev *mdev;	/* valid only while !disabled */
+	struct mutex lock;		/* inside state_mutex */
+	wait_queue_head_t poll_wait;
+	bool disabled;
+	bool resuming;
+
+	/* saving */
+	enum migsim_save_phase phase;
+	bool stop_copy;			/* the device reached STOP_COPY */
+	unsigned long next_chunk;	/* first chunk of the pass not sent */
+	u32 seq;
+	u64 payload_bytes;
+	u8 frame[sizeof(struct migsim_record) +
+		 sizeof(struct migsim_config_state)];
+	u32 frame_len, frame_pos;	/* framing bytes to copy out */
+	const u8 *payload;		/* chunk bytes to copy out */
+	u32 payload_len, payload_pos;
+	struct migsim_config_state config;	/* taken on entering STOP_COPY */
+
+	/* resuming */
+	struct migsim_parser parser;
+};
+
+extern const struct vfio_migration_ops migsim_migration_ops;
+void migsim_disable_fds(struct migsim_dev *mdev);
+u64 migsim_full_stream_size(struct migsim_dev *mdev);
+
+/* ---------------------------------------------------------------- pci.c */
+
+void migsim_pci_init(struct migsim_dev *mdev);
+void migsim_pci_reset(struct migsim_dev *mdev);
+long migsim_ioctl(struct vfio_device *vdev, unsigned int cmd,
+		  unsigned long arg);
+ssize_t migsim_read(struct vfio_device *vdev, char __user *buf, size_t count,
+		    loff_t *ppos);
+ssize_t migsim_write(struct vfio_device *vdev, const char __user *buf,
+		     size_t count, loff_t *ppos);
+void migsim_config_save(struct migsim_dev *mdev,
+			struct migsim_config_state *cfg);
+void migsim_config_load(struct migsim_dev *mdev,
+			const struct migsim_config_state *cfg);
+
+/* ---------------------------------------------------------------- main.c */
+
+struct migsim_dev {
+	struct vfio_device vdev;
+	struct mdev_device *mdev;
+
+	struct mutex state_mutex;	/* see the locking comment above */
+	enum vfio_device_mig_state mig_state;
+	struct migsim_migf *saving;
+	struct migsim_migf *resuming;
+	struct migsim_store *store;	/* replaced whole by a load */
+	u64 generation;
+	char last_error[128];
+
+	/* PCI face */
+	u8 config[MIGSIM_CONFIG_SIZE];
+	u32 scratch[MIGSIM_NR_SCRATCH];
+};
+
+static inline struct migsim_dev *to_migsim(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct migsim_dev, vdev);
+}
+
+extern unsigned long migsim_max_state_size;
+
+const char *migsim_state_name(enum vfio_device_mig_state state);
+u32 migsim_checksum(struct migsim_dev *mdev);
+
+void migsim_set_error(struct migsim_dev *mdev, const char *fmt, ...)
+	__printf(2, 3);
+
+#endif /* MIGSIM_H */

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-migsim: the chunk store that holds a device's state.
+ *
+ * The state is `size` bytes cut into chunks of `chunk_size` bytes (the last
+ * one may be shorter), kept in an xarray indexed by chunk number.  Initial
+ * content is a pure function of the instance seed and the byte offset, so a
+ * restored device can be checked byte for byte.  Each chunk caches the
+ * CRC32C of its content; the state checksum is the CRC32C of the size and
+ * the chunk CRCs (see include/uapi/linux/vfio_migsim.h).
+ *
+ * The store has no lock of its own: its owner serialises access (see the
+ * locking comment in migsim.h).
+ */
+#include <linux/crc32c.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+#include "migsim.h"
+
+u32 migsim_crc(u32 crc, const void *buf, size_t len)
+{
+	return crc32c(crc, buf, len);
+}
+
+static u64 migsim_mix(u64 x)
+{
+	/* splitmix64 finaliser: cheap and well distributed */
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Fill buf with the initial content of the state at byte offset off. */
+static void migsim_fill(void *buf, u32 len, u64 seed, u64 off)
+{
+	__le64 *p = buf;
+	u64 word = off / sizeof(u64);
+	u32 i;
+
+	for (i = 0; i < len / sizeof(u64); i++)
+		p[i] = cpu_to_le64(migsim_mix(seed ^ (word + i)));
+}
+
+struct migsim_store *migsim_store_alloc(u32 chunk_size, u64 seed)
+{
+	struct migsim_store *st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
+
+	if (!st)
+		return NULL;
+	xa_init(&st->chunks);
+	st->chunk_size = chunk_size;
+	st->seed = seed;
+	return st;
+}
+
+static void migsim_chunk_free(struct migsim_chunk *c)
+{
+	if (!c)
+		return;
+	kvfree(c->data);
+	kfree(c);
+}
+
+static struct migsim_chunk *migsim_chunk_alloc(u32 len, u32 alloc_len)
+{
+	struct migsim_chunk *c;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
+	if (!c)
+		return NULL;
+	c->data = kvmalloc(alloc_len, GFP_KERNEL_ACCOUNT);
+	if (!c->data) {
+		kfree(c);
+		return NULL;
+	}
+	c->len = len;
+	return c;
+}
+
+struct migsim_chunk *migsim_store_chunk(struct migsim_store *st,
+					unsigned long idx)
+{
+	return xa_load(&st->chunks, idx);
+}
+
+/*
+ * Grow or shrink the state.  Growing fills the new bytes with their initial
+ * content; shrinking frees whole chunks past the end.  Every chunk is
+ * allocated at the full chunk size so that a partial last chunk can grow in
+ * place.  On failure the store is left at its old size.
+ */
+int migsim_store_resize(struct migsim_store *st, u64 new_size)
+{
+	unsigned long old_n = migsim_nr_chunks(st->size, st->chunk_size);
+	unsigned long new_n = migsim_nr_chunks(new_size, st->chunk_size);
+	struct migsim_chunk *c;
+	unsigned long i;
+	int ret;
+
+	if (new_size < st->size) {
+		for (i = new_n; i < old_n; i++)
+			migsim_chunk_free(xa_erase(&st->chunks, i));
+		if (new_n) {
+			c = xa_load(&st->chunks, new_n - 1);
+			c->len = migsim_chunk_len(new_size, st->chunk_size,
+						  new_n - 1);
+			c->crc_valid = false;
+		}
+		st->size = new_size;
+		return 0;
+	}
+
+	/* extend a partial last chunk in place */
+	if (old_n && (st->size % st->chunk_size)) {
+		u32 old_len, len;
+
+		c = xa_load(&st->chunks, old_n - 1);
+		old_len = c->len;
+		len = migsim_chunk_len(new_size, st->chunk_size, old_n - 1);
+		migsim_fill(c->data + old_len, len - old_len, st->seed,
+			    (u64)(old_n - 1) * st->chunk_size + old_len);
+		c->len = len;
+		c->crc_valid = false;
+	}
+
+	for (i = old_n; i < new_n; i++) {
+		u32 len = migsim_chunk_len(new_size, st->chunk_size, i);
+
+		c = migsim_chunk_alloc(len, st->chunk_size);
+		if (!c) {
+			ret = -ENOMEM;
+			goto undo;
+		}
+		migsim_fill(c->data, len, st->seed, (u64)i * st->chunk_size);
+		ret = xa_err(xa_store(&st->chunks, i, c, GFP_KERNEL_ACCOUNT));
+		if (ret) {
+			migsim_chunk_free(c);
+			goto undo;
+		}
+		cond_resched();
+	}
+	st->size = new_size;
+	return 0;
+
+undo:
+	while (i-- > old_n)
+		migsim_chunk_free(xa_erase(&st->chunks, i));
+	if (old_n && (st->size % st->chunk_size)) {
+		c = xa_load(&st->chunks, old_n - 1);
+		c->len = migsim_chunk_len(st->size, st->chunk_size, old_n - 1);
+		c->crc_valid = false;
+	}
+	return ret;
+}
+
+void migsim_store_free(struct migsim_store *st)
+{
+	struct migsim_chunk *c;
+	unsigned long i;
+
+	if (!st)
+		return;
+	xa_for_each(&st->chunks, i, c)
+		migsim_chunk_free(c);
+	xa_destroy(&st->chunks);
+	kfree(st);
+}
+
+/*
+ * Staging (RESUMING): return chunk idx of a store that is being filled from
+ * a stream, allocating it (content undefined) on first use.
+ */
+struct migsim_chunk *migsim_store_stage(struct migsim_store *st,
+					unsigned long idx, u32 len)
+{
+	struct migsim_chunk *c = xa_load(&st->chunks, idx);
+
+	if (c) {
+		c->len = len;
+		c->crc_valid = false;
+		return c;
+	}
+	c = migsim_chunk_alloc(len, st->chunk_size);
+	if (!c)
+		return NULL;
+	if (xa_err(xa_store(&st->chunks, idx, c, GFP_KERNEL_ACCOUNT))) {
+		migsim_chunk_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Does the staged store hold every chunk of its size, and no other? */
+bool migsim_store_complete(struct migsim_store *st, unsigned long *missing)
+{
+	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+	struct migsim_chunk *c;
+	unsigned long i;
+
+	for (i = 0; i < n; i++) {
+		c = xa_load(&st->chunks, i);
+		if (!c || c->len != migsim_chunk_len(st->size,
+						     st->chunk_size, i)) {
+			*missing = i;
+			return false;
+		}
+	}
+	xa_for_each_start(&st->chunks, i, c, n)
+		migsim_chunk_free(xa_erase(&st->chunks, i));
+	return true;
+}
+
+u32 migsim_chunk_crc(struct migsim_chunk *c)
+{
+	if (!c->crc_valid) {
+		c->crc = migsim_crc(~0U, c->data, c->len) ^ ~0U;
+		c->crc_valid = true;
+	}
+	return c->crc;
+}
+
+u32 migsim_store_checksum(struct migsim_store *st)
+{
+	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+	__le64 size = cpu_to_le64(st->size);
+	u32 crc = migsim_crc(~0U, &size, sizeof(size));
+	unsigned long i;
+
+	for (i = 0; i < n; i++) {
+		__le32 v = cpu_to_le32(migsim_chunk_crc(xa_load(&st->chunks,
+								 i)));
+
+		crc = migsim_crc(crc, &v, sizeof(v));
+		if (!(i % 64))
+			cond_resched();
+	}
+	return crc ^ ~0U;
+}
