@@ -122,6 +122,7 @@ static int migsim_save_next(struct migsim_migf *migf)
 	struct migsim_store *st = mdev->store;
 	struct migsim_record *rec = (struct migsim_record *)migf->frame;
 
+	migf->frame_len = 0;
 	migf->frame_pos = 0;
 	migf->payload_pos = 0;
 	migf->payload_len = 0;
@@ -184,8 +185,7 @@ static int migsim_save_next(struct migsim_migf *migf)
 		return 0;
 	}
 	case MIGSIM_SAVE_DONE:
-		migf->frame_len = 0;
-		return 0;
+		break;
 	}
 	return 0;
 }
