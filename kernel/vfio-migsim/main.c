@@ -105,6 +105,9 @@ static int migsim_init_dev(struct vfio_device *vdev)
 	ret = migsim_store_resize(mdev->store, default_state_size);
 	if (ret)
 		goto err_store;
+	ret = migsim_engine_init(mdev);
+	if (ret)
+		goto err_store;
 	migsim_pci_init(mdev);
 
 	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
@@ -123,6 +126,7 @@ static void migsim_release_dev(struct vfio_device *vdev)
 {
 	struct migsim_dev *mdev = to_migsim(vdev);
 
+	migsim_engine_destroy(mdev);
 	migsim_store_free(mdev->store);
 	mutex_destroy(&mdev->state_mutex);
 }
@@ -145,6 +149,7 @@ static void migsim_close_device(struct vfio_device *vdev)
 	mutex_lock(&mdev->state_mutex);
 	migsim_disable_fds(mdev);
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mdev->precopy_info_v2 = false;
 	mutex_unlock(&mdev->state_mutex);
 }
 
@@ -157,6 +162,7 @@ static const struct vfio_device_ops migsim_dev_ops = {
 	.read = migsim_read,
 	.write = migsim_write,
 	.ioctl = migsim_ioctl,
+	.device_feature = migsim_device_feature,
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
@@ -164,6 +170,17 @@ static const struct vfio_device_ops migsim_dev_ops = {
 };
 
 /* ------------------------------------------------------------ sysfs */
+
+/* A byte count with an optional K/M/G suffix, as memparse() reads it. */
+static int migsim_parse_size(const char *buf, u64 *val)
+{
+	char *end;
+
+	*val = memparse(buf, &end);
+	if (end == buf || (*end && *end != '\n'))
+		return -EINVAL;
+	return 0;
+}
 
 static struct migsim_dev *dev_to_migsim(struct device *dev)
 {
@@ -187,30 +204,128 @@ static ssize_t state_size_store(struct device *dev,
 				const char *buf, size_t count)
 {
 	struct migsim_dev *mdev = dev_to_migsim(dev);
-	char *end;
 	u64 size;
 	int ret;
 
-	size = memparse(buf, &end);
-	if (end == buf || (*end && *end != '\n'))
-		return -EINVAL;
-	if (size < PAGE_SIZE || size % PAGE_SIZE ||
-	    size > migsim_max_state_size)
-		return -EINVAL;
-
+	ret = migsim_parse_size(buf, &size);
+	if (ret)
+		return ret;
 	mutex_lock(&mdev->state_mutex);
-	if (mdev->mig_state != VFIO_DEVICE_STATE_RUNNING || mdev->saving ||
-	    mdev->resuming) {
-		ret = -EBUSY;
-	} else {
-		ret = migsim_store_resize(mdev->store, size);
-		if (!ret)
-			mdev->generation++;
-	}
+	ret = migsim_resize(mdev, size);
 	mutex_unlock(&mdev->state_mutex);
 	return ret ? ret : count;
 }
 static DEVICE_ATTR_RW(state_size);
+
+static ssize_t dirty_rate_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 rate;
+
+	mutex_lock(&mdev->state_mutex);
+	rate = mdev->engine.rate;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%llu\n", rate);
+}
+
+static ssize_t dirty_rate_store(struct device *dev,
+				struct device_attribute *attr,
+				const char *buf, size_t count)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 rate;
+	int ret;
+
+	ret = migsim_parse_size(buf, &rate);
+	if (ret)
+		return ret;
+	mutex_lock(&mdev->state_mutex);
+	migsim_engine_set(mdev, rate, mdev->engine.hot_permille);
+	mutex_unlock(&mdev->state_mutex);
+	return count;
+}
+static DEVICE_ATTR_RW(dirty_rate);
+
+static ssize_t hot_set_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u32 hot;
+
+	mutex_lock(&mdev->state_mutex);
+	hot = mdev->engine.hot_permille;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%u\n", hot);
+}
+
+static ssize_t hot_set_store(struct device *dev,
+			     struct device_attribute *attr,
+			     const char *buf, size_t count)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u32 hot;
+	int ret;
+
+	ret = kstrtou32(buf, 0, &hot);
+	if (ret)
+		return ret;
+	if (!hot || hot > 1000)
+		return -EINVAL;
+	mutex_lock(&mdev->state_mutex);
+	migsim_engine_set(mdev, mdev->engine.rate, hot);
+	mutex_unlock(&mdev->state_mutex);
+	return count;
+}
+static DEVICE_ATTR_RW(hot_set);
+
+static ssize_t nonprecopy_size_show(struct device *dev,
+				    struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 np;
+
+	mutex_lock(&mdev->state_mutex);
+	np = mdev->nonprecopy_size;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%llu\n", np);
+}
+
+static ssize_t nonprecopy_size_store(struct device *dev,
+				     struct device_attribute *attr,
+				     const char *buf, size_t count)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 np;
+	int ret;
+
+	ret = migsim_parse_size(buf, &np);
+	if (ret)
+		return ret;
+	if (np > migsim_max_state_size)
+		return -EINVAL;
+	mutex_lock(&mdev->state_mutex);
+	if (mdev->saving || mdev->resuming)
+		ret = -EBUSY;
+	else
+		mdev->nonprecopy_size = np;
+	mutex_unlock(&mdev->state_mutex);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(nonprecopy_size);
+
+static ssize_t bytes_dirtied_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	u64 n;
+
+	mutex_lock(&mdev->state_mutex);
+	n = mdev->engine.bytes_dirtied;
+	mutex_unlock(&mdev->state_mutex);
+	return sysfs_emit(buf, "%llu\n", n);
+}
+static DEVICE_ATTR_RO(bytes_dirtied);
 
 static ssize_t chunk_size_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
@@ -292,6 +407,10 @@ static struct attribute *migsim_dev_attrs[] = {
 	&dev_attr_generation.attr,
 	&dev_attr_migration_state.attr,
 	&dev_attr_last_error.attr,
+	&dev_attr_dirty_rate.attr,
+	&dev_attr_hot_set.attr,
+	&dev_attr_nonprecopy_size.attr,
+	&dev_attr_bytes_dirtied.attr,
 	NULL,
 };
 

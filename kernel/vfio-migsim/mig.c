@@ -22,6 +22,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "migsim.h"
+#include <uapi/linux/vfio_compat.h>
 
 #define MIGSIM_REC_LEN sizeof(struct migsim_record)
 #define MIGSIM_HDR_LEN sizeof(struct migsim_stream_header)
@@ -29,21 +30,38 @@
 			       sizeof(struct migsim_config_state))
 #define MIGSIM_END_REC_LEN (MIGSIM_REC_LEN + sizeof(struct migsim_end))
 
-/* Bytes of CHUNK records for chunks first..end of a state. */
-static u64 migsim_chunk_bytes(struct migsim_store *st, unsigned long first)
+/* Bytes of CHUNK records for chunks [first, end) of a state. */
+static u64 migsim_chunk_bytes(struct migsim_store *st, unsigned long first,
+			      unsigned long end)
 {
-	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+	u64 stop;
 
-	if (first >= n)
+	if (first >= end)
 		return 0;
-	return (n - first) * MIGSIM_REC_LEN + st->size -
+	stop = min_t(u64, (u64)end * st->chunk_size, st->size);
+	return (end - first) * MIGSIM_REC_LEN + stop -
 	       (u64)first * st->chunk_size;
 }
 
 u64 migsim_full_stream_size(struct migsim_dev *mdev)
 {
-	return MIGSIM_HDR_LEN + migsim_chunk_bytes(mdev->store, 0) +
+	struct migsim_store *st = mdev->store;
+
+	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+
+	return MIGSIM_HDR_LEN + migsim_chunk_bytes(st, 0, n) +
 	       MIGSIM_CONFIG_REC_LEN + MIGSIM_END_REC_LEN;
+}
+
+/* The chunks a precopy pass covers: all but the non-precopyable tail. */
+static unsigned long migsim_precopy_limit(struct migsim_dev *mdev)
+{
+	struct migsim_store *st = mdev->store;
+	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
+	unsigned long np = migsim_nr_chunks(mdev->nonprecopy_size,
+					    st->chunk_size);
+
+	return np >= n ? 0 : n - np;
 }
 
 /* ------------------------------------------------------------ data fds */
@@ -54,6 +72,9 @@ static void migsim_disable_migf(struct migsim_migf *migf)
 	migf->disabled = true;
 	migf->mdev = NULL;
 	migf->payload = NULL;
+	migf->inflight = -1;
+	kvfree(migf->bounce);
+	migf->bounce = NULL;
 	migsim_parser_destroy(&migf->parser);
 	mutex_unlock(&migf->lock);
 	wake_up_interruptible(&migf->poll_wait);
@@ -62,10 +83,17 @@ static void migsim_disable_migf(struct migsim_migf *migf)
 /* Called with state_mutex held. */
 void migsim_disable_fds(struct migsim_dev *mdev)
 {
+	struct migsim_chunk *c;
+	unsigned long i;
+
 	if (mdev->saving) {
 		migsim_disable_migf(mdev->saving);
 		fput(mdev->saving->filp);
 		mdev->saving = NULL;
+		xa_for_each_marked(&mdev->store->chunks, i, c,
+				   MIGSIM_MARK_DIRTY)
+			xa_clear_mark(&mdev->store->chunks, i,
+				      MIGSIM_MARK_DIRTY);
 	}
 	if (mdev->resuming) {
 		migsim_disable_migf(mdev->resuming);
@@ -84,32 +112,124 @@ static int migsim_release_migf(struct inode *inode, struct file *filp)
 	return 0;
 }
 
-/* Bytes the save fd still has to give before the stream pauses or ends. */
-static u64 migsim_save_pending(struct migsim_migf *migf, bool to_end)
+static u64 migsim_item_left(struct migsim_migf *migf)
+{
+	return (migf->frame_len - migf->frame_pos) +
+	       (migf->payload_len - migf->payload_pos);
+}
+
+/* Precopy: bytes of the first pass (header and chunks) not yet read. */
+static u64 migsim_initial_left(struct migsim_migf *migf)
 {
 	struct migsim_dev *mdev = migf->mdev;
-	u64 n = (migf->frame_len - migf->frame_pos) +
-		(migf->payload_len - migf->payload_pos);
+	u64 n = migf->item_dirty ? 0 : migsim_item_left(migf);
+
+	if (migf->phase == MIGSIM_SAVE_HEADER)
+		n += MIGSIM_HDR_LEN;
+	return n + migsim_chunk_bytes(mdev->store, migf->next_chunk,
+				      migsim_precopy_limit(mdev));
+}
+
+/* Bytes owed for changes: dirty chunks and RESIZE records. */
+static u64 migsim_dirty_left(struct migsim_migf *migf)
+{
+	u64 n = migf->item_dirty ? migsim_item_left(migf) : 0;
+
+	n += migf->dirty_count * MIGSIM_REC_LEN + migf->dirty_payload;
+	return n + (migf->resize_pending ? MIGSIM_REC_LEN : 0);
+}
+
+/* Bytes from here to the end of the stream, were the device stopped now. */
+static u64 migsim_stop_copy_left(struct migsim_migf *migf)
+{
+	struct migsim_store *st = migf->mdev->store;
+	u64 n = migsim_item_left(migf);
 
 	switch (migf->phase) {
 	case MIGSIM_SAVE_HEADER:
 		n += MIGSIM_HDR_LEN;
 		fallthrough;
 	case MIGSIM_SAVE_CHUNKS:
-		n += migsim_chunk_bytes(mdev->store, migf->next_chunk);
-		if (!to_end)
-			break;
+		n += migsim_chunk_bytes(st, migf->next_chunk,
+					migsim_nr_chunks(st->size,
+							 st->chunk_size));
+		n += migf->dirty_count * MIGSIM_REC_LEN + migf->dirty_payload;
+		n += migf->resize_pending ? MIGSIM_REC_LEN : 0;
 		fallthrough;
 	case MIGSIM_SAVE_CONFIG:
-		n += to_end ? MIGSIM_CONFIG_REC_LEN : 0;
+		n += MIGSIM_CONFIG_REC_LEN;
 		fallthrough;
 	case MIGSIM_SAVE_END:
-		n += to_end ? MIGSIM_END_REC_LEN : 0;
+		n += MIGSIM_END_REC_LEN;
 		break;
 	case MIGSIM_SAVE_DONE:
 		break;
 	}
 	return n;
+}
+
+/*
+ * The queued payload is about to change or go away: give the rest of it a
+ * private copy, so the record still matches the CRC already sent.
+ */
+static int migsim_save_pin(struct migsim_migf *migf)
+{
+	u32 left = migf->payload_len - migf->payload_pos;
+
+	if (migf->inflight < 0 || !left)
+		return 0;
+	if (!migf->bounce) {
+		migf->bounce = kvmalloc(migf->mdev->store->chunk_size,
+					GFP_KERNEL_ACCOUNT);
+		if (!migf->bounce)
+			return -ENOMEM;
+	}
+	memcpy(migf->bounce, migf->payload + migf->payload_pos, left);
+	migf->payload = migf->bounce;
+	migf->payload_len = left;
+	migf->payload_pos = 0;
+	migf->inflight = -1;
+	return 0;
+}
+
+/*
+ * Chunk idx of the device is about to change.  Called with state_mutex and
+ * migf->lock held.  A chunk already sent in this stream is marked so that it
+ * is sent again.
+ */
+void migsim_save_dirty(struct migsim_migf *migf, unsigned long idx,
+		       struct migsim_chunk *c)
+{
+	struct xarray *xa = &migf->mdev->store->chunks;
+
+	if (migf->inflight == idx && migsim_save_pin(migf)) {
+		/* no memory for a private copy: send the chunk again whole */
+		migf->inflight = -1;
+	}
+	if (idx < migf->next_chunk &&
+	    !xa_get_mark(xa, idx, MIGSIM_MARK_DIRTY)) {
+		xa_set_mark(xa, idx, MIGSIM_MARK_DIRTY);
+		migf->dirty_count++;
+		migf->dirty_payload += c->len;
+		wake_up_interruptible(&migf->poll_wait);
+	}
+}
+
+static void migsim_queue_chunk(struct migsim_migf *migf, unsigned long idx,
+			       bool dirty)
+{
+	struct migsim_store *st = migf->mdev->store;
+	struct migsim_chunk *c = migsim_store_chunk(st, idx);
+	struct migsim_record *rec = (struct migsim_record *)migf->frame;
+
+	migsim_stream_record(rec, MIGSIM_REC_CHUNK, (u64)idx * st->chunk_size,
+			     c->len, migsim_chunk_crc(c), migf->seq++);
+	migf->frame_len = MIGSIM_REC_LEN;
+	migf->payload = c->data;
+	migf->payload_len = c->len;
+	migf->payload_bytes += c->len;
+	migf->inflight = idx;
+	migf->item_dirty = dirty;
 }
 
 /*
@@ -121,12 +241,16 @@ static int migsim_save_next(struct migsim_migf *migf)
 	struct migsim_dev *mdev = migf->mdev;
 	struct migsim_store *st = mdev->store;
 	struct migsim_record *rec = (struct migsim_record *)migf->frame;
+	unsigned long idx, limit;
+	struct migsim_chunk *c;
 
 	migf->frame_len = 0;
 	migf->frame_pos = 0;
 	migf->payload_pos = 0;
 	migf->payload_len = 0;
 	migf->payload = NULL;
+	migf->inflight = -1;
+	migf->item_dirty = false;
 
 	switch (migf->phase) {
 	case MIGSIM_SAVE_HEADER:
@@ -136,23 +260,36 @@ static int migsim_save_next(struct migsim_migf *migf)
 				     MIGSIM_STREAM_F_PRECOPY);
 		migf->frame_len = MIGSIM_HDR_LEN;
 		migf->phase = MIGSIM_SAVE_CHUNKS;
+		migf->resize_pending = false;
 		return 0;
 	case MIGSIM_SAVE_CHUNKS:
-		if (migf->next_chunk < migsim_nr_chunks(st->size,
-							st->chunk_size)) {
-			struct migsim_chunk *c;
-
-			c = migsim_store_chunk(st, migf->next_chunk);
-			migsim_stream_record(rec, MIGSIM_REC_CHUNK,
-					     (u64)migf->next_chunk *
-					     st->chunk_size, c->len,
-					     migsim_chunk_crc(c), migf->seq++);
+		if (migf->resize_pending) {
+			migsim_stream_record(rec, MIGSIM_REC_RESIZE, st->size,
+					     0, 0, migf->seq++);
 			migf->frame_len = MIGSIM_REC_LEN;
-			migf->payload = c->data;
-			migf->payload_len = c->len;
-			migf->payload_bytes += c->len;
-			migf->next_chunk++;
+			migf->resize_pending = false;
+			migf->item_dirty = true;
 			return 0;
+		}
+		limit = migf->stop_copy ?
+			migsim_nr_chunks(st->size, st->chunk_size) :
+			migsim_precopy_limit(mdev);
+		if (migf->next_chunk < limit) {
+			migsim_queue_chunk(migf, migf->next_chunk++, false);
+			return 0;
+		}
+		if (migf->dirty_count) {
+			idx = 0;
+			c = xa_find(&st->chunks, &idx, ULONG_MAX,
+				    MIGSIM_MARK_DIRTY);
+			if (!WARN_ON_ONCE(!c)) {
+				xa_clear_mark(&st->chunks, idx,
+					      MIGSIM_MARK_DIRTY);
+				migf->dirty_count--;
+				migf->dirty_payload -= c->len;
+				migsim_queue_chunk(migf, idx, true);
+				return 0;
+			}
 		}
 		if (!migf->stop_copy)
 			return -ENOMSG;
@@ -254,7 +391,8 @@ static __poll_t migsim_save_poll(struct file *filp,
 	mutex_lock(&migf->lock);
 	if (migf->disabled)
 		mask = EPOLLERR;
-	else if (migf->stop_copy || migsim_save_pending(migf, false))
+	else if (migf->stop_copy || migsim_initial_left(migf) ||
+		 migsim_dirty_left(migf))
 		mask = EPOLLIN | EPOLLRDNORM;
 	mutex_unlock(&migf->lock);
 	return mask;
@@ -267,7 +405,6 @@ static long migsim_precopy_ioctl(struct file *filp, unsigned int cmd,
 	struct vfio_precopy_info info = {};
 	unsigned long minsz = offsetofend(struct vfio_precopy_info,
 					  dirty_bytes);
-	u64 pending;
 	long ret = 0;
 
 	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
@@ -287,10 +424,12 @@ static long migsim_precopy_ioctl(struct file *filp, unsigned int cmd,
 		ret = -EINVAL;
 		goto out;
 	}
-	pending = migsim_save_pending(migf, false);
 	info.flags = 0;
-	info.initial_bytes = pending;
-	info.dirty_bytes = 0;
+	if (migf->reinit && READ_ONCE(migf->mdev->precopy_info_v2))
+		info.flags |= VFIO_PRECOPY_INFO_REINIT;
+	migf->reinit = false;
+	info.initial_bytes = migsim_initial_left(migf);
+	info.dirty_bytes = migsim_dirty_left(migf);
 out:
 	mutex_unlock(&migf->lock);
 	if (ret)
@@ -351,6 +490,7 @@ static struct migsim_migf *migsim_migf_create(struct migsim_dev *mdev,
 	init_waitqueue_head(&migf->poll_wait);
 	migf->mdev = mdev;
 	migf->resuming = resuming;
+	migf->inflight = -1;
 	if (resuming) {
 		ret = migsim_parser_init(&migf->parser,
 					 mdev->store->chunk_size);
@@ -563,7 +703,7 @@ static int migsim_get_data_size(struct vfio_device *vdev,
 	migf = mdev->saving;
 	if (migf) {
 		mutex_lock(&migf->lock);
-		*len = migsim_save_pending(migf, true);
+		*len = migsim_stop_copy_left(migf);
 		mutex_unlock(&migf->lock);
 	} else {
 		*len = migsim_full_stream_size(mdev);
@@ -577,3 +717,103 @@ const struct vfio_migration_ops migsim_migration_ops = {
 	.migration_get_state = migsim_get_state,
 	.migration_get_data_size = migsim_get_data_size,
 };
+
+/*
+ * Resize the state (sysfs now; netlink later).  Allowed while the device
+ * runs (RUNNING or PRE_COPY), also with a precopy stream open: the stream
+ * then owes a RESIZE record, chunks it already sent that changed are sent
+ * again, and new chunks join its first pass (reported as REINIT after the
+ * PRECOPY_INFOv2 opt-in).  Called with state_mutex held.
+ */
+int migsim_resize(struct migsim_dev *mdev, u64 size)
+{
+	struct migsim_migf *migf = mdev->saving;
+	struct migsim_store *st = mdev->store;
+	unsigned long old_n = migsim_nr_chunks(st->size, st->chunk_size);
+	unsigned long new_n = migsim_nr_chunks(size, st->chunk_size);
+	/* the last chunk both sizes share: the one that may change length */
+	unsigned long edge = min(old_n, new_n) - 1;
+	struct migsim_chunk *c;
+	u64 old_size = st->size;
+	unsigned long i;
+	int ret;
+
+	lockdep_assert_held(&mdev->state_mutex);
+	if (size < PAGE_SIZE || size % PAGE_SIZE ||
+	    size > migsim_max_state_size)
+		return -EINVAL;
+	if (mdev->mig_state != VFIO_DEVICE_STATE_RUNNING &&
+	    mdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY)
+		return -EBUSY;
+	if (mdev->resuming || size == old_size)
+		return mdev->resuming ? -EBUSY : 0;
+	if (!migf)
+		goto resize;
+	/* already-sent chunks must not slide into the STOP_COPY-only tail */
+	if (size < old_size && mdev->nonprecopy_size &&
+	    new_n - min(new_n, migsim_nr_chunks(mdev->nonprecopy_size,
+						st->chunk_size)) <
+	    migf->next_chunk)
+		return -EBUSY;
+
+	mutex_lock(&migf->lock);
+	/* the chunk at the edge changes length, those past it go away */
+	if (migf->inflight >= (long)edge) {
+		ret = migsim_save_pin(migf);
+		if (ret)
+			goto out_unlock;
+	}
+	ret = migsim_store_resize(st, size);
+	if (ret)
+		goto out_unlock;
+	migf->next_chunk = min(migf->next_chunk, new_n);
+	/* a partial last chunk that grew, or a chunk cut short, changed */
+	if ((size > old_size && old_size % st->chunk_size) ||
+	    (size < old_size && size % st->chunk_size))
+		migsim_save_dirty(migf, edge, migsim_store_chunk(st, edge));
+	/* recount: marks went with the chunks, the edge chunk changed size */
+	migf->dirty_count = 0;
+	migf->dirty_payload = 0;
+	xa_for_each_marked(&st->chunks, i, c, MIGSIM_MARK_DIRTY) {
+		migf->dirty_count++;
+		migf->dirty_payload += c->len;
+	}
+	migf->resize_pending = true;
+	if (size > old_size)
+		migf->reinit = true;
+	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
+	mdev->generation++;
+	return 0;
+
+resize:
+	ret = migsim_store_resize(st, size);
+	if (!ret)
+		mdev->generation++;
+	return ret;
+
+out_unlock:
+	mutex_unlock(&migf->lock);
+	return ret;
+}
+
+/* Device features the vfio core leaves to the driver. */
+int migsim_device_feature(struct vfio_device *vdev, u32 flags,
+			  void __user *arg, size_t argsz)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	int ret;
+
+	switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFO_V2:
+		ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET,
+					 0);
+		if (ret != 1)
+			return ret;
+		mutex_lock(&mdev->state_mutex);
+		WRITE_ONCE(mdev->precopy_info_v2, true);
+		mutex_unlock(&mdev->state_mutex);
+		return 0;
+	}
+	return -ENOTTY;
+}

@@ -16,10 +16,13 @@
 #ifndef MIGSIM_H
 #define MIGSIM_H
 
+#include <linux/ktime.h>
 #include <linux/mutex.h>
+#include <linux/prandom.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <uapi/linux/vfio_migsim.h>
 
@@ -62,8 +65,12 @@ struct migsim_chunk *migsim_store_chunk(struct migsim_store *st,
 					unsigned long idx);
 struct migsim_chunk *migsim_store_stage(struct migsim_store *st,
 					unsigned long idx, u32 len);
+void migsim_store_truncate(struct migsim_store *st, u64 size);
 bool migsim_store_complete(struct migsim_store *st, unsigned long *missing);
 u32 migsim_chunk_crc(struct migsim_chunk *c);
+void migsim_chunk_write(struct migsim_chunk *c, u32 off, const void *src,
+			u32 len, void *tmp);
+void migsim_fill(void *buf, u32 len, u64 seed, u64 off);
 u32 migsim_store_checksum(struct migsim_store *st);
 u32 migsim_crc(u32 crc, const void *buf, size_t len);
 
@@ -123,6 +130,9 @@ enum migsim_save_phase {
 	MIGSIM_SAVE_DONE,
 };
 
+/* xarray mark on a store's chunks: sent, then changed (save stream) */
+#define MIGSIM_MARK_DIRTY XA_MARK_1
+
 /* A migration data fd, saving or resuming. */
 struct migsim_migf {
 	struct file *filp;
@@ -135,7 +145,13 @@ struct migsim_migf {
 	/* saving */
 	enum migsim_save_phase phase;
 	bool stop_copy;			/* the device reached STOP_COPY */
+	bool resize_pending;		/* a RESIZE record is owed */
+	bool reinit;			/* grew since the last PRECOPY_INFO */
+	bool item_dirty;		/* the queued item is not initial data */
 	unsigned long next_chunk;	/* first chunk of the pass not sent */
+	long inflight;			/* chunk whose payload is queued, or -1 */
+	unsigned long dirty_count;	/* chunks marked MIGSIM_MARK_DIRTY */
+	u64 dirty_payload;		/* their bytes */
 	u32 seq;
 	u64 payload_bytes;
 	u8 frame[sizeof(struct migsim_record) +
@@ -143,6 +159,7 @@ struct migsim_migf {
 	u32 frame_len, frame_pos;	/* framing bytes to copy out */
 	const u8 *payload;		/* chunk bytes to copy out */
 	u32 payload_len, payload_pos;
+	void *bounce;			/* private copy of a changed payload */
 	struct migsim_config_state config;	/* taken on entering STOP_COPY */
 
 	/* resuming */
@@ -152,6 +169,30 @@ struct migsim_migf {
 extern const struct vfio_migration_ops migsim_migration_ops;
 void migsim_disable_fds(struct migsim_dev *mdev);
 u64 migsim_full_stream_size(struct migsim_dev *mdev);
+void migsim_save_dirty(struct migsim_migf *migf, unsigned long idx,
+		       struct migsim_chunk *c);
+int migsim_resize(struct migsim_dev *mdev, u64 size);
+int migsim_device_feature(struct vfio_device *vdev, u32 flags,
+			  void __user *arg, size_t argsz);
+
+/* ---------------------------------------------------------------- engine.c */
+
+struct migsim_engine {
+	struct delayed_work work;
+	u64 rate;			/* bytes per second, 0 = off */
+	u32 hot_permille;		/* share of chunks that take writes */
+	ktime_t last;
+	u64 credit;			/* bytes owed to the rate */
+	u64 stamp;			/* makes every write different */
+	struct rnd_state rnd;
+	void *page, *tmp;		/* one page each */
+	u64 bytes_dirtied;		/* chunk bytes made dirty */
+	u64 chunks_dirtied;
+};
+
+int migsim_engine_init(struct migsim_dev *mdev);
+void migsim_engine_destroy(struct migsim_dev *mdev);
+void migsim_engine_set(struct migsim_dev *mdev, u64 rate, u32 hot_permille);
 
 /* ---------------------------------------------------------------- pci.c */
 
@@ -181,6 +222,9 @@ struct migsim_dev {
 	struct migsim_store *store;	/* replaced whole by a load */
 	u64 generation;
 	char last_error[128];
+	u64 nonprecopy_size;		/* bytes kept for STOP_COPY */
+	bool precopy_info_v2;		/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 */
+	struct migsim_engine engine;
 
 	/* PCI face */
 	u8 config[MIGSIM_CONFIG_SIZE];

@@ -312,6 +312,7 @@ long migsim_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		mutex_lock(&mdev->state_mutex);
 		migsim_disable_fds(mdev);
 		mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+		mdev->precopy_info_v2 = false;
 		migsim_pci_reset(mdev);
 		mutex_unlock(&mdev->state_mutex);
 		return 0;

@@ -12,6 +12,7 @@
  * The store has no lock of its own: its owner serialises access (see the
  * locking comment in migsim.h).
  */
+#include <linux/crc32.h>
 #include <linux/crc32c.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -33,7 +34,7 @@ static u64 migsim_mix(u64 x)
 }
 
 /* Fill buf with the initial content of the state at byte offset off. */
-static void migsim_fill(void *buf, u32 len, u64 seed, u64 off)
+void migsim_fill(void *buf, u32 len, u64 seed, u64 off)
 {
 	__le64 *p = buf;
 	u64 word = off / sizeof(u64);
@@ -123,6 +124,7 @@ int migsim_store_resize(struct migsim_store *st, u64 new_size)
 			    (u64)(old_n - 1) * st->chunk_size + old_len);
 		c->len = len;
 		c->crc_valid = false;
+		migsim_chunk_crc(c);
 	}
 
 	for (i = old_n; i < new_n; i++) {
@@ -134,6 +136,7 @@ int migsim_store_resize(struct migsim_store *st, u64 new_size)
 			goto undo;
 		}
 		migsim_fill(c->data, len, st->seed, (u64)i * st->chunk_size);
+		migsim_chunk_crc(c);
 		ret = xa_err(xa_store(&st->chunks, i, c, GFP_KERNEL_ACCOUNT));
 		if (ret) {
 			migsim_chunk_free(c);
@@ -192,6 +195,29 @@ struct migsim_chunk *migsim_store_stage(struct migsim_store *st,
 	return c;
 }
 
+/*
+ * Staging: the state now has size bytes.  Chunks past the end go; a chunk
+ * cut short keeps its prefix.  A chunk that grows keeps its old length, so
+ * it counts as missing until the stream sends it again.
+ */
+void migsim_store_truncate(struct migsim_store *st, u64 size)
+{
+	unsigned long n = migsim_nr_chunks(size, st->chunk_size);
+	struct migsim_chunk *c;
+	unsigned long i;
+	u32 len;
+
+	xa_for_each_start(&st->chunks, i, c, n)
+		migsim_chunk_free(xa_erase(&st->chunks, i));
+	c = n ? xa_load(&st->chunks, n - 1) : NULL;
+	len = n ? migsim_chunk_len(size, st->chunk_size, n - 1) : 0;
+	if (c && c->len > len) {
+		c->len = len;
+		c->crc_valid = false;
+	}
+	st->size = size;
+}
+
 /* Does the staged store hold every chunk of its size, and no other? */
 bool migsim_store_complete(struct migsim_store *st, unsigned long *missing)
 {
@@ -210,6 +236,31 @@ bool migsim_store_complete(struct migsim_store *st, unsigned long *missing)
 	xa_for_each_start(&st->chunks, i, c, n)
 		migsim_chunk_free(xa_erase(&st->chunks, i));
 	return true;
+}
+
+/*
+ * Overwrite len bytes at off inside chunk c with src, keeping the chunk's
+ * CRC current without reading the rest of the chunk: CRC32C is linear, so
+ * the CRC of the change (old ^ new), shifted past the bytes after it, is
+ * what the CRC changes by.  tmp is a caller buffer of len bytes.
+ */
+void migsim_chunk_write(struct migsim_chunk *c, u32 off, const void *src,
+			u32 len, void *tmp)
+{
+	const u8 *s = src;
+	u8 *d = c->data + off, *x = tmp;
+	u32 i, delta;
+
+	if (!c->crc_valid) {
+		memcpy(d, src, len);
+		return;
+	}
+	for (i = 0; i < len; i++)
+		x[i] = d[i] ^ s[i];
+	/* the raw CRC (no pre or post inversion) of the change */
+	delta = migsim_crc(0, x, len);
+	c->crc ^= __crc32c_le_shift(delta, c->len - off - len);
+	memcpy(d, src, len);
 }
 
 u32 migsim_chunk_crc(struct migsim_chunk *c)

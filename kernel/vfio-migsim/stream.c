@@ -79,12 +79,26 @@ int migsim_parse_fail(struct migsim_parser *p, int err, const char *fmt, ...)
 	return err;
 }
 
+static int migsim_check_size(struct migsim_parser *p, u64 size)
+{
+	if (size > migsim_max_state_size)
+		return migsim_parse_fail(p, -MIGSIM_ERR_OVERSIZED,
+					 "state size %llu over the limit %lu",
+					 size, migsim_max_state_size);
+	if (size < PAGE_SIZE || size % PAGE_SIZE)
+		return migsim_parse_fail(p, -MIGSIM_ERR_CORRUPT,
+					 "state size %llu is not a whole number of 4 KiB pages",
+					 size);
+	return 0;
+}
+
 static int migsim_check_header(struct migsim_parser *p,
 			       struct migsim_dev *mdev)
 {
 	struct migsim_stream_header *h = &p->frame.hdr;
 	u64 size = le64_to_cpu(h->state_size);
 	u32 chunk = le32_to_cpu(h->chunk_size);
+	int ret;
 
 	if (le32_to_cpu(h->magic) != MIGSIM_STREAM_MAGIC)
 		return migsim_parse_fail(p, -MIGSIM_ERR_PROTO,
@@ -109,18 +123,14 @@ static int migsim_check_header(struct migsim_parser *p,
 		return migsim_parse_fail(p, -MIGSIM_ERR_MODEL,
 					 "chunk size %u, this instance uses %u",
 					 chunk, mdev->store->chunk_size);
-	if (le32_to_cpu(h->format) != MIGSIM_STREAM_VERSION ||
-	    h->features || h->nonprecopy_size)
+	if (le32_to_cpu(h->format) != MIGSIM_STREAM_VERSION || h->features)
 		return migsim_parse_fail(p, -MIGSIM_ERR_MODEL,
-					 "migration parameters format=%u features=0x%x nonprecopy=%llu not supported",
+					 "migration parameters format=%u features=0x%x not supported",
 					 le32_to_cpu(h->format),
-					 le32_to_cpu(h->features),
-					 le64_to_cpu(h->nonprecopy_size));
-	if (size < PAGE_SIZE || size % PAGE_SIZE ||
-	    size > migsim_max_state_size)
-		return migsim_parse_fail(p, -MIGSIM_ERR_OVERSIZED,
-					 "state size %llu out of range (4 KiB granules up to %lu)",
-					 size, migsim_max_state_size);
+					 le32_to_cpu(h->features));
+	ret = migsim_check_size(p, size);
+	if (ret)
+		return ret;
 	p->hdr = *h;
 	p->staged->size = size;
 	return 0;
@@ -175,6 +185,15 @@ static int migsim_check_record(struct migsim_parser *p)
 						 p->seq, len);
 		p->dst = &p->config;
 		break;
+	case MIGSIM_REC_RESIZE:
+		if (len)
+			return migsim_parse_fail(p, -MIGSIM_ERR_CORRUPT,
+						 "record %u: resize record with a payload",
+						 p->seq);
+		if (migsim_check_size(p, off))
+			return p->error;
+		p->dst = NULL;
+		break;
 	case MIGSIM_REC_END:
 		if (len != sizeof(p->end) || off)
 			return migsim_parse_fail(p, -MIGSIM_ERR_CORRUPT,
@@ -218,6 +237,9 @@ static int migsim_finish_payload(struct migsim_parser *p)
 	}
 	case MIGSIM_REC_CONFIG:
 		p->have_config = true;
+		break;
+	case MIGSIM_REC_RESIZE:
+		migsim_store_truncate(p->staged, le64_to_cpu(r->offset));
 		break;
 	case MIGSIM_REC_END:
 		if (le64_to_cpu(p->end.records) != p->seq - 1 ||
