@@ -8,8 +8,9 @@
  * at least one), rewrites a 4 KiB page of it at random and counts the whole
  * chunk against the rate, since the whole chunk must now be sent again.
  * The rate is thus the rate at which the state becomes dirty, which is what
- * precopy convergence depends on, at the cost of a page write per chunk.  In every other state (RUNNING_P2P, PRE_COPY_P2P and the stopped
- * states) the engine changes nothing: that is the P2P quiescing contract.
+ * precopy convergence depends on, at the cost of a page write per chunk.
+ * In every other state (RUNNING_P2P, PRE_COPY_P2P and the stopped states)
+ * the engine changes nothing: that is the P2P quiescing contract.
  *
  * Each write keeps the chunk's CRC current (migsim_chunk_write()) and tells
  * an open save stream that the chunk changed (migsim_save_dirty()).

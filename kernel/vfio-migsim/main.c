@@ -57,10 +57,15 @@ void migsim_set_error(struct migsim_dev *mdev, const char *fmt, ...)
 {
 	va_list args;
 
+	char msg[sizeof(mdev->last_error)];
+
 	va_start(args, fmt);
-	vscnprintf(mdev->last_error, sizeof(mdev->last_error), fmt, args);
+	vscnprintf(msg, sizeof(msg), fmt, args);
 	va_end(args);
-	dev_info(mdev->vdev.dev, "%s\n", mdev->last_error);
+	spin_lock(&mdev->error_lock);
+	strscpy(mdev->last_error, msg, sizeof(mdev->last_error));
+	spin_unlock(&mdev->error_lock);
+	dev_info(mdev->vdev.dev, "%s\n", msg);
 }
 
 /*
@@ -91,8 +96,10 @@ static int migsim_init_dev(struct vfio_device *vdev)
 	int ret;
 
 	mdev->mdev = mdevice;
+	mdev->format = MIGSIM_FORMAT_MIN;
 	mutex_init(&mdev->state_mutex);
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	spin_lock_init(&mdev->error_lock);
 	strscpy(mdev->last_error, "none", sizeof(mdev->last_error));
 	memcpy(&seed, mdevice->uuid.b, sizeof(seed));
 	seed ^= get_unaligned((u64 *)(mdevice->uuid.b + 8));
@@ -137,6 +144,7 @@ static int migsim_open_device(struct vfio_device *vdev)
 
 	mutex_lock(&mdev->state_mutex);
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mdev->opened = true;
 	migsim_pci_reset(mdev);
 	mutex_unlock(&mdev->state_mutex);
 	return 0;
@@ -150,6 +158,7 @@ static void migsim_close_device(struct vfio_device *vdev)
 	migsim_disable_fds(mdev);
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mdev->precopy_info_v2 = false;
+	mdev->opened = false;
 	mutex_unlock(&mdev->state_mutex);
 }
 
@@ -327,6 +336,95 @@ static ssize_t bytes_dirtied_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(bytes_dirtied);
 
+static ssize_t migration_params_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	ssize_t n;
+
+	mutex_lock(&mdev->state_mutex);
+	n = sysfs_emit(buf, "format=%u chunk_size=%u ext_regs=%u\n",
+		       mdev->format, mdev->store->chunk_size,
+		       !!(mdev->features & MIGSIM_FEAT_EXT_REGS));
+	mutex_unlock(&mdev->state_mutex);
+	return n;
+}
+
+/*
+ * "name=value ..." with any of format, chunk_size and ext_regs: the
+ * parameters the instance migrates with.  Only while the device is not
+ * open, as a VMM sees them fixed; all or nothing.
+ */
+static ssize_t migration_params_store(struct device *dev,
+				      struct device_attribute *attr,
+				      const char *buf, size_t count)
+{
+	struct migsim_dev *mdev = dev_to_migsim(dev);
+	char *copy, *cur, *tok, *val;
+	u32 format, chunk, features;
+	struct migsim_store *ns;
+	int ret = 0;
+	u32 v;
+
+	copy = kstrndup(buf, count, GFP_KERNEL);
+	if (!copy)
+		return -ENOMEM;
+
+	mutex_lock(&mdev->state_mutex);
+	format = mdev->format;
+	chunk = mdev->store->chunk_size;
+	features = mdev->features;
+	cur = strim(copy);
+	while (!ret && (tok = strsep(&cur, " \t\n"))) {
+		if (!*tok)
+			continue;
+		val = strchr(tok, '=');
+		if (!val) {
+			ret = -EINVAL;
+			break;
+		}
+		*val++ = '\0';
+		if (!strcmp(tok, "chunk_size")) {
+			u64 c = memparse(val, &val);
+
+			ret = *val || !is_power_of_2(c) || c < SZ_4K ||
+			      c > SZ_64M ? -EINVAL : 0;
+			chunk = c;
+			continue;
+		}
+		ret = kstrtou32(val, 0, &v);
+		if (ret)
+			break;
+		if (!strcmp(tok, "format") && v >= MIGSIM_FORMAT_MIN &&
+		    v <= MIGSIM_FORMAT_MAX)
+			format = v;
+		else if (!strcmp(tok, "ext_regs") && v <= 1)
+			features = v ? features | MIGSIM_FEAT_EXT_REGS :
+				       features & ~MIGSIM_FEAT_EXT_REGS;
+		else
+			ret = -EINVAL;
+	}
+	if (!ret && mdev->opened)
+		ret = -EBUSY;
+	if (!ret && chunk != mdev->store->chunk_size) {
+		ns = migsim_store_rechunk(mdev->store, chunk);
+		if (ns) {
+			migsim_store_free(mdev->store);
+			mdev->store = ns;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (!ret) {
+		mdev->format = format;
+		mdev->features = features;
+	}
+	mutex_unlock(&mdev->state_mutex);
+	kfree(copy);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(migration_params);
+
 static ssize_t chunk_size_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
 {
@@ -392,9 +490,9 @@ static ssize_t last_error_show(struct device *dev,
 	struct migsim_dev *mdev = dev_to_migsim(dev);
 	ssize_t n;
 
-	mutex_lock(&mdev->state_mutex);
+	spin_lock(&mdev->error_lock);
 	n = sysfs_emit(buf, "%s\n", mdev->last_error);
-	mutex_unlock(&mdev->state_mutex);
+	spin_unlock(&mdev->error_lock);
 	return n;
 }
 static DEVICE_ATTR_RO(last_error);
@@ -411,6 +509,7 @@ static struct attribute *migsim_dev_attrs[] = {
 	&dev_attr_hot_set.attr,
 	&dev_attr_nonprecopy_size.attr,
 	&dev_attr_bytes_dirtied.attr,
+	&dev_attr_migration_params.attr,
 	NULL,
 };
 
@@ -460,6 +559,31 @@ static ssize_t migsim_show_description(struct mdev_type *mtype, char *buf)
 			  "simulated device, %lu MiB of state in %u KiB chunks by default\n",
 			  default_state_size >> 20, chunk_size >> 10);
 }
+
+/*
+ * The type's migration_info: the device model and each migration parameter
+ * with its type, allowed values and off value, one per line, so that a
+ * management tool can tell whether an instance can migrate to another host
+ * without starting a migration (Documentation/compatibility.rst).
+ */
+static ssize_t migration_info_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	int n, c;
+
+	n = sysfs_emit(buf, "model %s\n", MIGSIM_MODEL);
+	n += sysfs_emit_at(buf, n, "param format uint allowed=%u-%u off=%u\n",
+			   MIGSIM_FORMAT_MIN, MIGSIM_FORMAT_MAX,
+			   MIGSIM_FORMAT_MIN);
+	n += sysfs_emit_at(buf, n, "param chunk_size uint allowed=");
+	for (c = SZ_4K; c <= SZ_64M; c <<= 1)
+		n += sysfs_emit_at(buf, n, "%s%d", c == SZ_4K ? "" : ",", c);
+	n += sysfs_emit_at(buf, n, " off=%u\n", chunk_size);
+	n += sysfs_emit_at(buf, n, "param ext_regs bool allowed=0-1 off=0\n");
+	return n;
+}
+
+static struct kobj_attribute migsim_info_attr = __ATTR_RO(migration_info);
 
 static struct mdev_type migsim_type = {
 	.sysfs_name = "v1",
@@ -532,8 +656,13 @@ static int __init migsim_init(void)
 				   ARRAY_SIZE(migsim_types));
 	if (ret)
 		goto err_device;
+	ret = sysfs_create_file(&migsim_type.kobj, &migsim_info_attr.attr);
+	if (ret)
+		goto err_parent;
 	return 0;
 
+err_parent:
+	mdev_unregister_parent(&migsim_parent.parent);
 err_device:
 	device_del(&migsim_parent.dev);
 err_put:
@@ -546,6 +675,7 @@ err_driver:
 
 static void __exit migsim_exit(void)
 {
+	sysfs_remove_file(&migsim_type.kobj, &migsim_info_attr.attr);
 	mdev_unregister_parent(&migsim_parent.parent);
 	device_unregister(&migsim_parent.dev);
 	class_unregister(&migsim_class);

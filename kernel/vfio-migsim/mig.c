@@ -26,8 +26,6 @@
 
 #define MIGSIM_REC_LEN sizeof(struct migsim_record)
 #define MIGSIM_HDR_LEN sizeof(struct migsim_stream_header)
-#define MIGSIM_CONFIG_REC_LEN (MIGSIM_REC_LEN + \
-			       sizeof(struct migsim_config_state))
 #define MIGSIM_END_REC_LEN (MIGSIM_REC_LEN + sizeof(struct migsim_end))
 
 /* Bytes of CHUNK records for chunks [first, end) of a state. */
@@ -50,7 +48,7 @@ u64 migsim_full_stream_size(struct migsim_dev *mdev)
 	unsigned long n = migsim_nr_chunks(st->size, st->chunk_size);
 
 	return MIGSIM_HDR_LEN + migsim_chunk_bytes(st, 0, n) +
-	       MIGSIM_CONFIG_REC_LEN + MIGSIM_END_REC_LEN;
+	       MIGSIM_REC_LEN + migsim_config_len(mdev) + MIGSIM_END_REC_LEN;
 }
 
 /* The chunks a precopy pass covers: all but the non-precopyable tail. */
@@ -142,7 +140,8 @@ static u64 migsim_dirty_left(struct migsim_migf *migf)
 /* Bytes from here to the end of the stream, were the device stopped now. */
 static u64 migsim_stop_copy_left(struct migsim_migf *migf)
 {
-	struct migsim_store *st = migf->mdev->store;
+	struct migsim_dev *mdev = migf->mdev;
+	struct migsim_store *st = mdev->store;
 	u64 n = migsim_item_left(migf);
 
 	switch (migf->phase) {
@@ -157,7 +156,7 @@ static u64 migsim_stop_copy_left(struct migsim_migf *migf)
 		n += migf->resize_pending ? MIGSIM_REC_LEN : 0;
 		fallthrough;
 	case MIGSIM_SAVE_CONFIG:
-		n += MIGSIM_CONFIG_REC_LEN;
+		n += MIGSIM_REC_LEN + migsim_config_len(mdev);
 		fallthrough;
 	case MIGSIM_SAVE_END:
 		n += MIGSIM_END_REC_LEN;
@@ -221,9 +220,12 @@ static void migsim_queue_chunk(struct migsim_migf *migf, unsigned long idx,
 	struct migsim_store *st = migf->mdev->store;
 	struct migsim_chunk *c = migsim_store_chunk(st, idx);
 	struct migsim_record *rec = (struct migsim_record *)migf->frame;
+	u64 off = (u64)idx * st->chunk_size;
 
-	migsim_stream_record(rec, MIGSIM_REC_CHUNK, (u64)idx * st->chunk_size,
-			     c->len, migsim_chunk_crc(c), migf->seq++);
+	migsim_stream_record(rec, MIGSIM_REC_CHUNK, off, c->len,
+			     migsim_crc_format(migf->mdev->format, off, c->len,
+					       migsim_chunk_crc(c)),
+			     migf->seq++);
 	migf->frame_len = MIGSIM_REC_LEN;
 	migf->payload = c->data;
 	migf->payload_len = c->len;
@@ -295,17 +297,16 @@ static int migsim_save_next(struct migsim_migf *migf)
 			return -ENOMSG;
 		migf->phase = MIGSIM_SAVE_CONFIG;
 		fallthrough;
-	case MIGSIM_SAVE_CONFIG: {
-		struct migsim_config_state *cfg = (void *)(rec + 1);
-
-		*cfg = migf->config;
-		migsim_stream_record(rec, MIGSIM_REC_CONFIG, 0, sizeof(*cfg),
-				     migsim_crc(~0U, cfg, sizeof(*cfg)) ^ ~0U,
+	case MIGSIM_SAVE_CONFIG:
+		memcpy(rec + 1, migf->config, migf->config_len);
+		migsim_stream_record(rec, MIGSIM_REC_CONFIG, 0,
+				     migf->config_len,
+				     migsim_crc(~0U, rec + 1,
+						migf->config_len) ^ ~0U,
 				     migf->seq++);
-		migf->frame_len = MIGSIM_CONFIG_REC_LEN;
+		migf->frame_len = MIGSIM_REC_LEN + migf->config_len;
 		migf->phase = MIGSIM_SAVE_END;
 		return 0;
-	}
 	case MIGSIM_SAVE_END: {
 		struct migsim_end *end = (void *)(rec + 1);
 
@@ -463,9 +464,9 @@ static ssize_t migsim_resume_write(struct file *filp, const char __user *buf,
 
 		ret = migsim_parse(&migf->parser, migf->mdev, buf, len);
 		if (!had_error && migf->parser.error)
-			dev_info(migf->mdev->vdev.dev,
-				 "refusing migration stream: %s\n",
-				 migf->parser.why);
+			migsim_set_error(migf->mdev,
+					 "refusing migration stream: %s",
+					 migf->parser.why);
 	}
 	mutex_unlock(&migf->lock);
 	return ret;
@@ -535,7 +536,7 @@ static int migsim_load(struct migsim_dev *mdev)
 	p->staged->seed = old->seed;
 	mdev->store = p->staged;
 	p->staged = NULL;
-	migsim_config_load(mdev, &p->config);
+	migsim_config_load(mdev, p->config);
 	mdev->generation++;
 	mutex_unlock(&migf->lock);
 	migsim_store_free(old);
@@ -551,8 +552,10 @@ static struct file *migsim_open_save(struct migsim_dev *mdev, bool stop_copy)
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
 	migf->stop_copy = stop_copy;
-	if (stop_copy)
-		migsim_config_save(mdev, &migf->config);
+	if (stop_copy) {
+		migsim_config_save(mdev, migf->config);
+		migf->config_len = migsim_config_len(mdev);
+	}
 	mdev->saving = migf;
 	get_file(migf->filp);
 	return migf->filp;
@@ -615,7 +618,8 @@ static struct file *migsim_step(struct migsim_dev *mdev,
 		migf = mdev->saving;
 		mutex_lock(&migf->lock);
 		migf->stop_copy = true;
-		migsim_config_save(mdev, &migf->config);
+		migsim_config_save(mdev, migf->config);
+		migf->config_len = migsim_config_len(mdev);
 		mutex_unlock(&migf->lock);
 		wake_up_interruptible(&migf->poll_wait);
 		return NULL;

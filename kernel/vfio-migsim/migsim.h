@@ -8,6 +8,7 @@
  *                           config space.
  *   migsim_migf.lock        one data fd's cursor, staging area and the
  *                           disabled flag.
+ *   migsim_dev.error_lock   last_error only; taken with or without the above.
  * A data fd's read() and write() take only migf->lock.  Anything that
  * changes or frees the chunks a save fd may be copying takes state_mutex and
  * then disables the fd under migf->lock first, so a read() that finds its
@@ -19,6 +20,7 @@
 #include <linux/ktime.h>
 #include <linux/mutex.h>
 #include <linux/prandom.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <linux/wait.h>
@@ -73,6 +75,9 @@ void migsim_chunk_write(struct migsim_chunk *c, u32 off, const void *src,
 void migsim_fill(void *buf, u32 len, u64 seed, u64 off);
 u32 migsim_store_checksum(struct migsim_store *st);
 u32 migsim_crc(u32 crc, const void *buf, size_t len);
+u32 migsim_crc_format(u32 format, u64 offset, u32 len, u32 payload_crc);
+struct migsim_store *migsim_store_rechunk(struct migsim_store *st,
+					  u32 chunk_size);
 
 /* --------------------------------------------------------------- stream.c */
 
@@ -101,7 +106,10 @@ struct migsim_parser {
 	void *dst;			/* payload destination */
 	u32 dst_pos;
 	u32 dst_crc;
-	struct migsim_config_state config;
+	u8 config[sizeof(struct migsim_config_state) +
+		  sizeof(struct migsim_config_ext)];
+	u32 config_len;			/* the CONFIG payload's length */
+	u32 format;			/* migration parameter of the stream */
 	bool have_config;
 	struct migsim_end end;
 	struct migsim_store *staged;	/* chunks received so far */
@@ -155,12 +163,16 @@ struct migsim_migf {
 	u32 seq;
 	u64 payload_bytes;
 	u8 frame[sizeof(struct migsim_record) +
-		 sizeof(struct migsim_config_state)];
+		 sizeof(struct migsim_config_state) +
+		 sizeof(struct migsim_config_ext)];
 	u32 frame_len, frame_pos;	/* framing bytes to copy out */
 	const u8 *payload;		/* chunk bytes to copy out */
 	u32 payload_len, payload_pos;
 	void *bounce;			/* private copy of a changed payload */
-	struct migsim_config_state config;	/* taken on entering STOP_COPY */
+	/* taken on entering STOP_COPY: CONFIG payload and its length */
+	u8 config[sizeof(struct migsim_config_state) +
+		  sizeof(struct migsim_config_ext)];
+	u32 config_len;
 
 	/* resuming */
 	struct migsim_parser parser;
@@ -204,10 +216,9 @@ ssize_t migsim_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		    loff_t *ppos);
 ssize_t migsim_write(struct vfio_device *vdev, const char __user *buf,
 		     size_t count, loff_t *ppos);
-void migsim_config_save(struct migsim_dev *mdev,
-			struct migsim_config_state *cfg);
-void migsim_config_load(struct migsim_dev *mdev,
-			const struct migsim_config_state *cfg);
+u32 migsim_config_len(struct migsim_dev *mdev);
+void migsim_config_save(struct migsim_dev *mdev, void *buf);
+void migsim_config_load(struct migsim_dev *mdev, const void *buf);
 
 /* ---------------------------------------------------------------- main.c */
 
@@ -221,14 +232,20 @@ struct migsim_dev {
 	struct migsim_migf *resuming;
 	struct migsim_store *store;	/* replaced whole by a load */
 	u64 generation;
+	spinlock_t error_lock;		/* innermost: guards last_error */
 	char last_error[128];
 	u64 nonprecopy_size;		/* bytes kept for STOP_COPY */
-	bool precopy_info_v2;		/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 */
+	bool precopy_info_v2;		/* the PRECOPY_INFO_V2 opt-in */
+	bool opened;			/* a user has the device open */
 	struct migsim_engine engine;
 
 	/* PCI face */
 	u8 config[MIGSIM_CONFIG_SIZE];
-	u32 scratch[MIGSIM_NR_SCRATCH];
+	u32 scratch[MIGSIM_NR_SCRATCH_EXT];
+
+	/* migration parameters, fixed while the device is open */
+	u32 format;
+	u32 features;
 };
 
 static inline struct migsim_dev *to_migsim(struct vfio_device *vdev)

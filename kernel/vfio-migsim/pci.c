@@ -62,29 +62,51 @@ void migsim_pci_reset(struct migsim_dev *mdev)
 	migsim_pci_init(mdev);
 }
 
-void migsim_config_save(struct migsim_dev *mdev,
-			struct migsim_config_state *cfg)
+static u32 migsim_nr_scratch(struct migsim_dev *mdev)
 {
+	return mdev->features & MIGSIM_FEAT_EXT_REGS ? MIGSIM_NR_SCRATCH_EXT :
+						       MIGSIM_NR_SCRATCH;
+}
+
+/* Bytes of the CONFIG payload: longer with the ext_regs feature. */
+u32 migsim_config_len(struct migsim_dev *mdev)
+{
+	return sizeof(struct migsim_config_state) +
+	       (mdev->features & MIGSIM_FEAT_EXT_REGS ?
+		sizeof(struct migsim_config_ext) : 0);
+}
+
+void migsim_config_save(struct migsim_dev *mdev, void *buf)
+{
+	struct migsim_config_state *cfg = buf;
+	struct migsim_config_ext *ext = (void *)(cfg + 1);
 	int i;
 
-	memset(cfg, 0, sizeof(*cfg));
+	memset(buf, 0, migsim_config_len(mdev));
 	for (i = 0; i < MIGSIM_NR_SCRATCH; i++)
 		cfg->scratch[i] = cpu_to_le32(mdev->scratch[i]);
+	for (; i < migsim_nr_scratch(mdev); i++)
+		ext->scratch[i - MIGSIM_NR_SCRATCH] =
+			cpu_to_le32(mdev->scratch[i]);
 	cfg->pci_command = cpu_to_le16(get_unaligned_le16(mdev->config +
 							  PCI_COMMAND));
 	cfg->bar0 = cpu_to_le32(get_unaligned_le32(mdev->config +
 						   PCI_BASE_ADDRESS_0));
 }
 
-void migsim_config_load(struct migsim_dev *mdev,
-			const struct migsim_config_state *cfg)
+void migsim_config_load(struct migsim_dev *mdev, const void *buf)
 {
+	const struct migsim_config_state *cfg = buf;
+	const struct migsim_config_ext *ext = (const void *)(cfg + 1);
 	u16 cmd = le16_to_cpu(cfg->pci_command);
 	u32 bar = le32_to_cpu(cfg->bar0);
 	int i;
 
 	for (i = 0; i < MIGSIM_NR_SCRATCH; i++)
 		mdev->scratch[i] = le32_to_cpu(cfg->scratch[i]);
+	for (; i < migsim_nr_scratch(mdev); i++)
+		mdev->scratch[i] =
+			le32_to_cpu(ext->scratch[i - MIGSIM_NR_SCRATCH]);
 	for (i = 0; i < 2; i++)
 		mdev->config[PCI_COMMAND + i] =
 			((cmd >> (8 * i)) & migsim_cfg_wmask[PCI_COMMAND + i]);
@@ -121,7 +143,7 @@ static u32 migsim_reg_read(struct migsim_dev *mdev, u32 off)
 		return migsim_checksum(mdev);
 	}
 	if (off >= MIGSIM_REG_SCRATCH0 &&
-	    off < MIGSIM_REG_SCRATCH0 + 4 * MIGSIM_NR_SCRATCH)
+	    off < MIGSIM_REG_SCRATCH0 + 4 * migsim_nr_scratch(mdev))
 		return mdev->scratch[(off - MIGSIM_REG_SCRATCH0) / 4];
 	return 0;
 }
@@ -129,7 +151,7 @@ static u32 migsim_reg_read(struct migsim_dev *mdev, u32 off)
 static void migsim_reg_write(struct migsim_dev *mdev, u32 off, u32 val)
 {
 	if (off >= MIGSIM_REG_SCRATCH0 &&
-	    off < MIGSIM_REG_SCRATCH0 + 4 * MIGSIM_NR_SCRATCH)
+	    off < MIGSIM_REG_SCRATCH0 + 4 * migsim_nr_scratch(mdev))
 		mdev->scratch[(off - MIGSIM_REG_SCRATCH0) / 4] = val;
 	/* the other registers are read-only; writes are ignored */
 }

@@ -24,6 +24,24 @@ u32 migsim_crc(u32 crc, const void *buf, size_t len)
 	return crc32c(crc, buf, len);
 }
 
+/*
+ * The CRC a CHUNK record carries for a payload whose own CRC is payload_crc:
+ * format 1, that CRC; format 2, the CRC of the offset (__le64) followed by
+ * the payload.  CRC32C is linear, so the offset's CRC, shifted past the
+ * payload, is all that changes it; no pass over the payload is needed.
+ * The same function turns one into the other both ways.
+ */
+u32 migsim_crc_format(u32 format, u64 offset, u32 len, u32 payload_crc)
+{
+	__le64 off = cpu_to_le64(offset);
+	u32 head;
+
+	if (format < 2)
+		return payload_crc;
+	head = migsim_crc(~0U, &off, sizeof(off)) ^ ~0U;
+	return payload_crc ^ __crc32c_le_shift(head, len);
+}
+
 static u64 migsim_mix(u64 x)
 {
 	/* splitmix64 finaliser: cheap and well distributed */
@@ -216,6 +234,48 @@ void migsim_store_truncate(struct migsim_store *st, u64 size)
 		c->crc_valid = false;
 	}
 	st->size = size;
+}
+
+/*
+ * A new store with the same size, seed and content as st, cut into chunks
+ * of chunk_size bytes; st is left as it was.
+ */
+struct migsim_store *migsim_store_rechunk(struct migsim_store *st,
+					  u32 chunk_size)
+{
+	unsigned long n = migsim_nr_chunks(st->size, chunk_size);
+	struct migsim_store *ns = migsim_store_alloc(chunk_size, st->seed);
+	struct migsim_chunk *c;
+	unsigned long i;
+	u64 off, done;
+
+	if (!ns)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		u32 len = migsim_chunk_len(st->size, chunk_size, i);
+
+		c = migsim_store_stage(ns, i, len);
+		if (!c) {
+			migsim_store_free(ns);
+			return NULL;
+		}
+		/* copy from the old chunks that overlap this one */
+		for (done = 0; done < len; ) {
+			struct migsim_chunk *o;
+			u32 in, n_copy;
+
+			off = (u64)i * chunk_size + done;
+			o = xa_load(&st->chunks, off / st->chunk_size);
+			in = off % st->chunk_size;
+			n_copy = min_t(u64, len - done, o->len - in);
+			memcpy(c->data + done, o->data + in, n_copy);
+			done += n_copy;
+		}
+		migsim_chunk_crc(c);
+		cond_resched();
+	}
+	ns->size = st->size;
+	return ns;
 }
 
 /* Does the staged store hold every chunk of its size, and no other? */

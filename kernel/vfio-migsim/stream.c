@@ -33,7 +33,9 @@ void migsim_stream_header(struct migsim_dev *mdev,
 	hdr->state_size = cpu_to_le64(mdev->store->size);
 	hdr->chunk_size = cpu_to_le32(mdev->store->chunk_size);
 	hdr->flags = cpu_to_le32(flags);
-	hdr->format = cpu_to_le32(MIGSIM_STREAM_VERSION);
+	hdr->format = cpu_to_le32(mdev->format);
+	hdr->features = cpu_to_le32(mdev->features);
+	hdr->nonprecopy_size = cpu_to_le64(mdev->nonprecopy_size);
 	hdr->header_crc = cpu_to_le32(migsim_crc_final(hdr,
 						       MIGSIM_HDR_CRC_LEN));
 }
@@ -121,18 +123,23 @@ static int migsim_check_header(struct migsim_parser *p,
 					 MIGSIM_MODEL);
 	if (chunk != mdev->store->chunk_size)
 		return migsim_parse_fail(p, -MIGSIM_ERR_MODEL,
-					 "chunk size %u, this instance uses %u",
+					 "stream chunk_size %u, this instance was created with %u",
 					 chunk, mdev->store->chunk_size);
-	if (le32_to_cpu(h->format) != MIGSIM_STREAM_VERSION || h->features)
+	if (le32_to_cpu(h->format) != mdev->format)
 		return migsim_parse_fail(p, -MIGSIM_ERR_MODEL,
-					 "migration parameters format=%u features=0x%x not supported",
-					 le32_to_cpu(h->format),
-					 le32_to_cpu(h->features));
+					 "stream format %u, this instance was created with format %u",
+					 le32_to_cpu(h->format), mdev->format);
+	if (le32_to_cpu(h->features) != mdev->features)
+		return migsim_parse_fail(p, -MIGSIM_ERR_MODEL,
+					 "stream features 0x%x, this instance was created with 0x%x",
+					 le32_to_cpu(h->features), mdev->features);
 	ret = migsim_check_size(p, size);
 	if (ret)
 		return ret;
 	p->hdr = *h;
 	p->staged->size = size;
+	p->format = mdev->format;
+	p->config_len = migsim_config_len(mdev);
 	return 0;
 }
 
@@ -158,6 +165,12 @@ static int migsim_check_record(struct migsim_parser *p)
 	p->rec = *r;
 	p->dst_pos = 0;
 	p->dst_crc = ~0U;
+	if (type == MIGSIM_REC_CHUNK && p->format >= 2) {
+		__le64 o = r->offset;
+
+		/* format 2: the CRC covers the offset, then the payload */
+		p->dst_crc = migsim_crc(~0U, &o, sizeof(o));
+	}
 
 	switch (type) {
 	case MIGSIM_REC_CHUNK:
@@ -179,11 +192,11 @@ static int migsim_check_record(struct migsim_parser *p)
 		p->dst = c->data;
 		break;
 	case MIGSIM_REC_CONFIG:
-		if (len != sizeof(p->config) || off)
+		if (len != p->config_len || off)
 			return migsim_parse_fail(p, -MIGSIM_ERR_CORRUPT,
-						 "record %u: config record of %u bytes",
-						 p->seq, len);
-		p->dst = &p->config;
+						 "record %u: config record of %u bytes, not %u",
+						 p->seq, len, p->config_len);
+		p->dst = p->config;
 		break;
 	case MIGSIM_REC_RESIZE:
 		if (len)
@@ -227,10 +240,13 @@ static int migsim_finish_payload(struct migsim_parser *p)
 	case MIGSIM_REC_CHUNK: {
 		struct migsim_chunk *c;
 
-		c = migsim_store_chunk(p->staged,
-				       le64_to_cpu(r->offset) /
-				       p->staged->chunk_size);
-		c->crc = le32_to_cpu(r->payload_crc);
+		u64 off = le64_to_cpu(r->offset);
+		u32 len = le32_to_cpu(r->length);
+
+		c = migsim_store_chunk(p->staged, off / p->staged->chunk_size);
+		/* the chunk's own CRC, whatever the format covers */
+		c->crc = migsim_crc_format(p->format, off, len,
+					   le32_to_cpu(r->payload_crc));
 		c->crc_valid = true;
 		p->payload_bytes += le32_to_cpu(r->length);
 		break;

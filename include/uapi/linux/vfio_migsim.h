@@ -48,6 +48,8 @@
 #define MIGSIM_REG_CHECKSUM	0x20	/* RO: state checksum (see below) */
 #define MIGSIM_REG_SCRATCH0	0x40	/* RW: migrated with the device */
 #define MIGSIM_NR_SCRATCH	8	/* SCRATCH0 .. SCRATCH0 + 4 * 7 */
+/* with the ext_regs parameter: 64 scratch registers, 0x40 .. 0x13c */
+#define MIGSIM_NR_SCRATCH_EXT	64
 
 #define MIGSIM_REG_ID_VALUE	0x4d53474d	/* "MGSM" */
 
@@ -73,6 +75,23 @@
 /* stream header flags */
 #define MIGSIM_STREAM_F_PRECOPY	(1U << 0)	/* opened in PRE_COPY */
 
+/*
+ * Migration parameters.  An instance is created with them (sysfs
+ * migration_params, before the device is first opened); a stream carries
+ * them in its header, and a destination refuses a stream whose parameters
+ * differ from its own (MIGSIM_ERR_MODEL).  The type's migration_info
+ * attribute describes them; see Documentation/compatibility.rst.
+ *
+ * format 1: a CHUNK payload CRC covers the payload.
+ * format 2: it covers the chunk's offset (__le64) followed by the payload,
+ *           so that a chunk applied at the wrong place is caught.
+ */
+#define MIGSIM_FORMAT_MIN	1
+#define MIGSIM_FORMAT_MAX	2
+/* features: 64 scratch registers, carried by a longer CONFIG record */
+#define MIGSIM_FEAT_EXT_REGS	(1U << 0)
+#define MIGSIM_FEAT_ALL		MIGSIM_FEAT_EXT_REGS
+
 struct migsim_stream_header {
 	__le32 magic;		/* MIGSIM_STREAM_MAGIC */
 	__le16 version;		/* MIGSIM_STREAM_VERSION */
@@ -82,8 +101,8 @@ struct migsim_stream_header {
 	__le32 chunk_size;	/* bytes per chunk, a power of two */
 	__le32 flags;		/* MIGSIM_STREAM_F_* */
 	__le32 format;		/* migration parameter: format version */
-	__le32 features;	/* migration parameter: feature flags */
-	__le64 nonprecopy_size;	/* migration parameter: bytes only in STOP_COPY */
+	__le32 features;	/* migration parameter: MIGSIM_FEAT_* */
+	__le64 nonprecopy_size;	/* bytes sent only in STOP_COPY */
 	__le32 reserved[5];	/* zero */
 	__le32 header_crc;	/* CRC32C of the bytes above */
 };
@@ -112,6 +131,11 @@ struct migsim_config_state {
 	__le16 reserved0;
 	__le32 bar0;		/* BAR0 base address register as written */
 	__le32 reserved[6];
+};
+
+/* with MIGSIM_FEAT_EXT_REGS, the CONFIG payload goes on with this */
+struct migsim_config_ext {
+	__le32 scratch[MIGSIM_NR_SCRATCH_EXT - MIGSIM_NR_SCRATCH];
 };
 
 struct migsim_end {
@@ -148,6 +172,15 @@ struct migsim_end {
  * migration_state	ro  STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P,
  *			    PRE_COPY, PRE_COPY_P2P or ERROR
  * last_error		ro  why the last load or transition failed, or "none"
+ * migration_params	rw  "format=N chunk_size=N ext_regs=0|1"; writable
+ *			    (any subset) only while the device is not open
+ * dirty_rate		rw  bytes/s the device dirties (K/M/G), 0 = off
+ * hot_set		rw  thousandths of the chunks that take the writes
+ * nonprecopy_size	rw  bytes only STOP_COPY sends
+ * bytes_dirtied	ro  chunk bytes dirtied so far
+ *
+ * and per type: mdev_supported_types/migsim-v1/migration_info, the
+ * description of the migration parameters (Documentation/compatibility.rst).
  */
 
 #endif /* _UAPI_LINUX_VFIO_MIGSIM_H */
