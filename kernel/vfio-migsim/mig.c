@@ -27,6 +27,8 @@
 #define MIGSIM_REC_LEN sizeof(struct migsim_record)
 #define MIGSIM_HDR_LEN sizeof(struct migsim_stream_header)
 #define MIGSIM_END_REC_LEN (MIGSIM_REC_LEN + sizeof(struct migsim_end))
+/* a read() lets go of the data fd's lock after this many bytes */
+#define MIGSIM_READ_SLICE SZ_256K
 
 /* Bytes of CHUNK records for chunks [first, end) of a state. */
 static u64 migsim_chunk_bytes(struct migsim_store *st, unsigned long first,
@@ -332,7 +334,7 @@ static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 				size_t len, loff_t *pos)
 {
 	struct migsim_migf *migf = filp->private_data;
-	ssize_t done = 0;
+	size_t done = 0, yielded = 0;
 	int ret = 0;
 
 	if (pos)
@@ -375,7 +377,21 @@ static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 			continue;
 		}
 		done += n;
-		cond_resched();
+		/*
+		 * Let the device work between pieces of a long read: the
+		 * engine dirties chunks under this lock.  The cursor lives in
+		 * migf, so the read goes on where it stopped.
+		 */
+		if (done - yielded >= MIGSIM_READ_SLICE) {
+			yielded = done;
+			mutex_unlock(&migf->lock);
+			cond_resched();
+			mutex_lock(&migf->lock);
+			if (migf->disabled) {
+				ret = -ENODEV;
+				break;
+			}
+		}
 	}
 out:
 	mutex_unlock(&migf->lock);
