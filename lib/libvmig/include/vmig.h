@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,6 +130,306 @@ int vmig_precopy_info(int data_fd, uint64_t *initial_bytes,
 
 /* VFIO_DEVICE_RESET. */
 int vmig_vfio_reset(struct vmig_vfio_dev *dev);
+
+/* ---------------------------------------------- migration compatibility */
+
+/*
+ * Can a device described by src_info, with the migration parameters
+ * src_params ("name=value ..."), migrate to a destination described by
+ * dst_info?  The descriptions are "migration_info" texts (for vfio-migsim,
+ * the mdev type's migration_info attribute; format in
+ * Documentation/compatibility.rst).  Decided from the texts alone: no
+ * device is opened and no migration started.  Returns 0 when it can,
+ * -EMEDIUMTYPE with a sentence in why (if not NULL) when it cannot, and
+ * -EINVAL when a text does not parse.
+ */
+int vmig_compat_check(const char *src_info, const char *src_params,
+		      const char *dst_info, char *why, size_t why_len);
+
+/* ------------------------------------------------- guest RAM (issue 6) */
+
+/*
+ * Guest RAM is handed over as regions.  A region KVM maps has its memslot
+ * (as_id << 16 | slot id) and the flags the VMM created the slot with; the
+ * library toggles KVM_MEM_LOG_DIRTY_PAGES on it while tracking, re-issuing
+ * KVM_SET_USER_MEMORY_REGION with those values.  A region no KVM maps (a
+ * vhost-user backend's, a device emulator's) has kvm_slot -1.  host_addr
+ * and size are multiples of 4 KiB; pages are 4 KiB.
+ */
+struct vmig_ram_region {
+	void *host_addr;
+	uint64_t gpa;
+	uint64_t size;
+	int fd;			/* backing fd (memfd, ...), or -1 */
+	uint64_t fd_offset;
+	int32_t kvm_slot;	/* KVM memslot, or -1 */
+	uint32_t kvm_flags;	/* the slot's flags, without LOG_DIRTY */
+};
+
+/*
+ * The KVM side, or NULL for memory only.  When the VMM enabled the dirty
+ * ring (KVM_CAP_DIRTY_LOG_RING[_ACQ_REL], before creating its vCPUs), it
+ * passes the ring size in entries and every vCPU fd; its vCPU threads must
+ * then call vmig_ram_ring_full() on KVM_EXIT_DIRTY_RING_FULL.
+ */
+struct vmig_ram_kvm {
+	int vm_fd;
+	const int *vcpu_fds;
+	unsigned int nr_vcpus;
+	uint32_t ring_entries;	/* 0: the ring is not enabled */
+};
+
+enum vmig_tracker {
+	VMIG_TRACK_NONE = 0,
+	/* KVM dirty ring: a reaper thread harvests the rings as vCPUs run. */
+	VMIG_TRACK_RING = 1,
+	/* KVM dirty bitmap, MANUAL_DIRTY_LOG_PROTECT2 with chunked clears. */
+	VMIG_TRACK_BITMAP = 2,
+	/* userfaultfd WP_ASYNC + PAGEMAP_SCAN, for memory no KVM tracks. */
+	VMIG_TRACK_WP = 3,
+	/* The ring if enabled, else the bitmap if KVM, else write-protect. */
+	VMIG_TRACK_AUTO = 4,
+};
+
+/* A page: its region (index in the array given) and page in the region. */
+struct vmig_page {
+	uint32_t region;
+	uint32_t reserved;
+	uint64_t index;
+};
+
+struct vmig_ram_stats {
+	uint64_t dirtied;	/* pages added to the dirty set */
+	uint64_t reported;	/* tracker reports (ring entries, bits, pages) */
+	uint64_t passes;	/* harvest passes that found something */
+	uint64_t sync_ns;	/* CPU time harvesting, resetting, clearing */
+	uint64_t ring_full;	/* KVM_EXIT_DIRTY_RING_FULL handled */
+	uint64_t losses;	/* a tracker lost track: forced full re-syncs */
+};
+
+struct vmig_ram;
+
+/*
+ * Register guest RAM.  Copies regions[] and the vCPU fd array; the fds
+ * stay the caller's and must outlive the vmig_ram.
+ */
+int vmig_ram_new(const struct vmig_ram_region *regions, unsigned int nr,
+		 const struct vmig_ram_kvm *kvm, struct vmig_ram **out);
+/* Stops tracking, frees. */
+void vmig_ram_free(struct vmig_ram *ram);
+
+/* Number of 4 KiB pages registered; host address of a page (or NULL). */
+uint64_t vmig_ram_nr_pages(const struct vmig_ram *ram);
+void *vmig_ram_page_addr(const struct vmig_ram *ram,
+			 const struct vmig_page *page);
+
+/*
+ * Start dirty tracking with the given tracker (-EOPNOTSUPP if it cannot
+ * track these regions).  The dirty set starts empty: every page is to be
+ * sent once anyway; what the guest writes from now on is added to it.
+ */
+int vmig_ram_track_start(struct vmig_ram *ram, enum vmig_tracker tracker);
+/* Stop tracking; the dirty set is kept. */
+void vmig_ram_track_stop(struct vmig_ram *ram);
+/* The running tracker, or VMIG_TRACK_NONE. */
+enum vmig_tracker vmig_ram_tracker(const struct vmig_ram *ram);
+
+/*
+ * Collect every page written before the call into the dirty set (the ring
+ * is also harvested in the background).  Returns the pages added.
+ */
+int vmig_ram_sync(struct vmig_ram *ram);
+
+/*
+ * Take up to max pages out of the dirty set (each page comes out once per
+ * time it became dirty); returns how many.  Thread-safe with the trackers.
+ */
+int vmig_ram_pop_dirty(struct vmig_ram *ram, struct vmig_page *pages,
+		       unsigned int max);
+/* Pages in the dirty set now. */
+uint64_t vmig_ram_dirty_count(struct vmig_ram *ram);
+
+/*
+ * For the VMM's vCPU thread on KVM_EXIT_DIRTY_RING_FULL: returns once the
+ * ring has room.  Negative errno if the ring cannot be recovered.  Not to
+ * be called while vmig_ram_track_stop() or vmig_ram_free() runs: stop the
+ * vCPUs first.
+ */
+int vmig_ram_ring_full(struct vmig_ram *ram, unsigned int vcpu);
+
+void vmig_ram_get_stats(struct vmig_ram *ram, struct vmig_ram_stats *st);
+
+/* ------------------------------- device-state migration sessions (issue 5) */
+
+/*
+ * A migration session moves the state of a set of devices from a source
+ * process to a destination process over one main (control) channel and N
+ * data channels, TCP or UNIX stream sockets.  Every channel starts with a
+ * header naming the session and its role, and proves with a challenge /
+ * response (HMAC-SHA256 over nonces) that it holds the session's secret;
+ * the destination refuses any other connection before reading state from
+ * it.  Documentation/libvmig.rst and Documentation/wire.rst tell more.
+ *
+ * Source:       create, add devices, connect, run_source.
+ * Destination:  create, add the same devices in the same order, accept,
+ *               run_destination, then resume when the VMM wants to run.
+ */
+
+#define VMIG_SESSION_ID_LEN	16
+#define VMIG_SECRET_MIN_LEN	16
+#define VMIG_SECRET_MAX_LEN	256
+#define VMIG_MAX_CHANNELS	64
+#define VMIG_MAX_DEVICES	256
+#define VMIG_DEVICE_NAME_MAX	64	/* including the NUL */
+
+enum vmig_role {
+	VMIG_ROLE_SOURCE = 1,
+	VMIG_ROLE_DESTINATION = 2,
+};
+
+/*
+ * A device as the session drives it.  vmig_session_add_vfio() provides
+ * these for a struct vmig_vfio_dev; a VMM (or a test) can provide its own.
+ *
+ * set_state (required): move the device to state along a legal path.  When
+ *	the last arc opens a data fd (RUNNING -> PRE_COPY, STOP -> STOP_COPY,
+ *	STOP -> RESUMING), store it in *data_fd: it then belongs to the
+ *	library, which closes it; otherwise store -1.
+ * precopy_info (optional): VFIO_MIG_GET_PRECOPY_INFO on the device's data
+ *	fd.  Without it, a device's initial data is what its data fd gives
+ *	before it first runs dry.
+ * reset (optional): reset a destination device after a failed migration
+ *	(without it, the library moves the device to RUNNING).
+ */
+struct vmig_device_ops {
+	int (*set_state)(void *opaque, enum vmig_dev_state state, int *data_fd);
+	int (*precopy_info)(void *opaque, int data_fd, uint64_t *initial_bytes,
+			    uint64_t *dirty_bytes);
+	int (*reset)(void *opaque);
+};
+
+struct vmig_session_config {
+	uint8_t session_id[VMIG_SESSION_ID_LEN];
+	/* The shared secret (copied): VMIG_SECRET_MIN_LEN..MAX_LEN bytes. */
+	const void *secret;
+	size_t secret_len;
+	/* Source: data channels to open, 1..VMIG_MAX_CHANNELS (default 1). */
+	unsigned int channels;
+	/* Source: largest packet payload (default 1 MiB, at most 64 MiB). */
+	uint32_t chunk_size;
+	/*
+	 * Bytes of packet buffers: the source's send queue, the destination's
+	 * reassembly (default 64 MiB; at least two chunks).  Readers and
+	 * receivers wait when it is used up.
+	 */
+	uint64_t mem_limit;
+	/* Source: zstd level for packets, 0 to send them uncompressed. */
+	int zstd_level;
+	/* Source: read PRE_COPY data first where a device supports it. */
+	bool precopy;
+	/*
+	 * Source: once the destination has acknowledged every device's
+	 * initial data, switch over when every device's data fd has run dry
+	 * at once, or at the latest after this long (0: no limit).
+	 */
+	unsigned int precopy_max_ms;
+	/* Handshakes, and waiting for connections (default 10 s). */
+	unsigned int timeout_ms;
+	/*
+	 * Source, optional: called right before the devices stop, from the
+	 * thread in vmig_session_run_source(); the VMM stops its vCPUs here.
+	 * A negative errno cancels the migration.
+	 */
+	int (*switchover)(void *opaque);
+	void *opaque;
+};
+
+struct vmig_session_stats {
+	unsigned int channels;		/* data channels */
+	uint64_t device_bytes;		/* read from / written to data fds */
+	uint64_t precopy_bytes;		/* source: read while running */
+	uint64_t wire_bytes;		/* packets, headers included */
+	uint64_t packets;
+	uint64_t duplicates;		/* destination: dropped */
+	uint64_t refused;		/* destination: connections refused */
+	uint64_t mem_limit;		/* bytes of packet buffers allowed */
+	uint64_t peak_mem;		/* most of them in use at once */
+	uint64_t total_ns;		/* run_source / run_destination */
+	uint64_t downtime_ns;		/* source: devices stopped until the
+					 * destination reported them loaded */
+};
+
+/* What failed: which device or channel, and why. */
+struct vmig_session_error {
+	int err;		/* negative errno; 0 if nothing failed */
+	int device;		/* device index, or -1 */
+	int channel;		/* 0 main, 1..N data channel, or -1 */
+	bool remote;		/* reported by the peer */
+	char msg[256];
+};
+
+struct vmig_session;
+
+/* Defaults: 1 channel, 1 MiB chunks, 64 MiB, precopy on, 10 s timeout. */
+void vmig_session_config_init(struct vmig_session_config *cfg);
+
+int vmig_session_create(enum vmig_role role,
+			const struct vmig_session_config *cfg,
+			struct vmig_session **out);
+/* Closes the session's sockets and data fds; aborts a session not done. */
+void vmig_session_destroy(struct vmig_session *s);
+
+/*
+ * Add a device; its index is the number of devices added before it.  Both
+ * sides must add the same devices (by name) in the same order.  mig_flags
+ * are its VMIG_MIG_* flags.  ops is not copied.
+ */
+int vmig_session_add_device(struct vmig_session *s, const char *name,
+			    uint32_t mig_flags,
+			    const struct vmig_device_ops *ops, void *opaque);
+/* Add a VFIO device (named after vmig_vfio_name()). */
+int vmig_session_add_vfio(struct vmig_session *s, struct vmig_vfio_dev *dev);
+
+/*
+ * Source: open the main channel and the data channels to addr, and agree
+ * on the devices with the destination.
+ */
+int vmig_session_connect(struct vmig_session *s, const struct sockaddr *addr,
+			 socklen_t addrlen);
+/*
+ * Destination: accept connections on listen_fd (the caller's, left open)
+ * until the session's main and data channels are all there.  Connections
+ * that fail the handshake are refused, counted and logged, and waiting
+ * goes on; -ETIMEDOUT after timeout_ms without a connection.
+ */
+int vmig_session_accept(struct vmig_session *s, int listen_fd);
+
+/*
+ * Source: precopy, switchover-ack, switchover (every device to its P2P
+ * state, then STOP_COPY, drained in parallel), until the destination
+ * reports every device loaded.  0: the devices are in STOP.  On error the
+ * devices are back in RUNNING with their state, the destination was told,
+ * and vmig_session_get_error() says what failed.
+ */
+int vmig_session_run_source(struct vmig_session *s);
+/*
+ * Destination: every device to RESUMING, load the streams, RESUMING ->
+ * STOP.  0: the devices are in STOP with the source's state.  On error the
+ * devices are reset and the source was told.
+ */
+int vmig_session_run_destination(struct vmig_session *s);
+/* Destination, after success: every device to RUNNING. */
+int vmig_session_resume(struct vmig_session *s);
+
+/* From any thread: make a running session fail with -ECANCELED. */
+void vmig_session_abort(struct vmig_session *s);
+
+/* Thread-safe; while a run goes on the figures are so far. */
+void vmig_session_get_stats(struct vmig_session *s,
+			    struct vmig_session_stats *st);
+/* Returns e->err. */
+int vmig_session_get_error(struct vmig_session *s,
+			   struct vmig_session_error *e);
 
 #ifdef __cplusplus
 }

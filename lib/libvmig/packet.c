@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The device-state packet: a 32-byte little-endian header and a payload.
+ *
+ *	0  magic    "VMDP"
+ *	4  dev_id   device index in the session
+ *	8  seq      packet index within the device's stream, from 0
+ *	16 flags    END (last packet of the device), ZSTD (payload compressed)
+ *	20 len      payload bytes that follow
+ *	24 raw_len  payload bytes after decompression (== len without ZSTD)
+ *	28 crc      CRC32C of the header with this field 0, then the payload
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "transport.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static void encode(const struct vmig_pkt_hdr *h, uint32_t crc, uint8_t *b)
+{
+	put32(b, VMIG_PKT_MAGIC);
+	put32(b + 4, h->dev_id);
+	put64(b + 8, h->seq);
+	put32(b + 16, h->flags);
+	put32(b + 20, h->len);
+	put32(b + 24, h->raw_len);
+	put32(b + 28, crc);
+}
+
+static uint32_t pkt_crc(const uint8_t *hdr, const void *payload, size_t len)
+{
+	uint8_t tmp[VMIG_PKT_HDR_LEN];
+	uint32_t crc;
+
+	memcpy(tmp, hdr, VMIG_PKT_HDR_LEN);
+	memset(tmp + 28, 0, 4);
+	crc = vmig_crc32c(0, tmp, sizeof(tmp));
+	return vmig_crc32c(crc, payload, len);
+}
+
+void vmig_pkt_seal(struct vmig_pkt_hdr *h, const void *payload, void *buf)
+{
+	encode(h, 0, buf);
+	h->crc = pkt_crc(buf, payload, h->len);
+	put32((uint8_t *)buf + 28, h->crc);
+}
+
+int vmig_pkt_decode(const void *buf, uint32_t max_payload,
+		    struct vmig_pkt_hdr *h, const char **why)
+{
+	const uint8_t *b = buf;
+
+	if (get32(b) != VMIG_PKT_MAGIC) {
+		*why = "bad packet magic";
+		return -EPROTO;
+	}
+	h->dev_id = get32(b + 4);
+	h->seq = get64(b + 8);
+	h->flags = get32(b + 16);
+	h->len = get32(b + 20);
+	h->raw_len = get32(b + 24);
+	h->crc = get32(b + 28);
+
+	if (h->flags & ~VMIG_PKT_F_ALL) {
+		*why = "unknown packet flags";
+		return -EPROTO;
+	}
+	if (h->len > max_payload || h->raw_len > max_payload) {
+		*why = "packet longer than the session's chunk size";
+		return -EMSGSIZE;
+	}
+	if (!(h->flags & VMIG_PKT_F_ZSTD) && h->raw_len != h->len) {
+		*why = "raw length differs from length without compression";
+		return -EPROTO;
+	}
+	if ((h->flags & VMIG_PKT_F_ZSTD) && (!h->len || !h->raw_len)) {
+		*why = "empty compressed packet";
+		return -EPROTO;
+	}
+	if (!h->raw_len && !(h->flags & VMIG_PKT_F_END)) {
+		*why = "empty data packet";
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int vmig_pkt_check(const void *hdr_buf, const struct vmig_pkt_hdr *h,
+		   const void *payload)
+{
+	return pkt_crc(hdr_buf, payload, h->len) == h->crc ? 0 : -EBADMSG;
+}

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvmig internals of the migration transport: CRC32C, the device-state
+ * packet, channels (header, authentication, io_uring I/O) and the
+ * device-state queues (source send queue, destination reassembly).
+ * Not installed.  The wire formats are described in Documentation/wire.rst.
+ */
+#ifndef VMIG_TRANSPORT_H
+#define VMIG_TRANSPORT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <liburing.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------- crc32c.c */
+
+/*
+ * CRC32C (Castagnoli), chainable: start with crc = 0 and feed the result of
+ * one call into the next.  vmig_crc32c() uses the SSE4.2 crc32 instruction
+ * when the CPU has it and the table otherwise; the two others force one
+ * implementation (for tests; vmig_crc32c_hw() must only be called when
+ * vmig_crc32c_have_hw() says so).
+ */
+uint32_t vmig_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t vmig_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t vmig_crc32c_hw(uint32_t crc, const void *buf, size_t len);
+bool vmig_crc32c_have_hw(void);
+
+/* ------------------------------------------------------------- packet.c */
+
+#define VMIG_PKT_MAGIC		0x50444d56U	/* bytes "VMDP" */
+#define VMIG_PKT_HDR_LEN	32
+#define VMIG_PKT_F_END		(1U << 0)	/* last packet of the device */
+#define VMIG_PKT_F_ZSTD		(1U << 1)	/* payload is one zstd frame */
+#define VMIG_PKT_F_ALL		(VMIG_PKT_F_END | VMIG_PKT_F_ZSTD)
+/* Largest payload the format allows (a session uses its chunk size). */
+#define VMIG_PKT_MAX_PAYLOAD	(64U << 20)
+
+/* A device-state packet header, decoded (host byte order). */
+struct vmig_pkt_hdr {
+	uint32_t dev_id;
+	uint64_t seq;
+	uint32_t flags;
+	uint32_t len;		/* payload bytes on the wire */
+	uint32_t raw_len;	/* payload bytes once decompressed */
+	uint32_t crc;		/* CRC32C of header (crc field 0) + payload */
+};
+
+/*
+ * Encode h into buf[VMIG_PKT_HDR_LEN], computing h->crc over the header and
+ * payload[h->len] first.
+ */
+void vmig_pkt_seal(struct vmig_pkt_hdr *h, const void *payload, void *buf);
+
+/*
+ * Decode and validate a header: magic, flags, lengths (len and raw_len at
+ * most max_payload, raw_len == len unless ZSTD, data packets not empty).
+ * Returns 0, or -EPROTO (malformed) / -EMSGSIZE (too long) with *why set
+ * to a static description.
+ */
+int vmig_pkt_decode(const void *buf, uint32_t max_payload,
+		    struct vmig_pkt_hdr *h, const char **why);
+
+/* Check the CRC of a decoded header and its payload: 0 or -EBADMSG. */
+int vmig_pkt_check(const void *hdr_buf, const struct vmig_pkt_hdr *h,
+		   const void *payload);
+
+/* ------------------------------------------------------------ channel.c */
+
+#define VMIG_CHAN_MAGIC		0x48434d56U	/* bytes "VMCH" */
+#define VMIG_CHAN_VERSION	1
+#define VMIG_CHAN_HDR_LEN	64
+#define VMIG_AUTH_NONCE_LEN	32
+#define VMIG_AUTH_MAC_LEN	32
+#define VMIG_AUTH_MSG_LEN	48	/* challenge and verdict */
+
+/* Handshake statuses (challenge and verdict). */
+enum vmig_chan_status {
+	VMIG_CHAN_OK = 0,
+	VMIG_CHAN_BAD_HEADER = 1,	/* magic, version, kind, index */
+	VMIG_CHAN_WRONG_SESSION = 2,
+	VMIG_CHAN_UNWANTED = 3,		/* the session has no use for it */
+	VMIG_CHAN_AUTH_FAILED = 4,
+};
+
+/* What a channel carries; the destination never guesses it from content. */
+enum vmig_chan_kind {
+	VMIG_CHAN_MAIN = 1,		/* control messages */
+	VMIG_CHAN_DEVSTATE = 2,		/* device-state packets */
+	VMIG_CHAN_RAM = 3,		/* guest RAM pages */
+	VMIG_CHAN_POSTCOPY = 4,		/* postcopy page requests/answers */
+};
+
+struct vmig_chan_id {
+	uint8_t session_id[VMIG_SESSION_ID_LEN];
+	enum vmig_chan_kind kind;
+	uint16_t index;
+	uint16_t count;		/* channels of this kind in the session */
+};
+
+/*
+ * The session's credentials for the handshake.  secret is not copied by
+ * the channel functions.
+ */
+struct vmig_chan_auth {
+	uint8_t session_id[VMIG_SESSION_ID_LEN];
+	const uint8_t *secret;
+	size_t secret_len;
+	unsigned int timeout_ms;	/* whole handshake; 0: none */
+};
+
+/*
+ * Source side: open a stream socket to addr, send the channel header,
+ * prove knowledge of the secret and check the destination's proof.
+ * Returns the connected socket (owned by the caller) or a negative errno:
+ * -EPROTO, -ESTALE (wrong session), -EUSERS (unwanted channel), -EACCES
+ * (authentication failed, either way), -ETIMEDOUT, or a socket error.
+ */
+int vmig_chan_connect(const struct sockaddr *addr, socklen_t addrlen,
+		      const struct vmig_chan_auth *auth,
+		      const struct vmig_chan_id *id);
+
+/*
+ * Destination side: run the handshake on an accepted socket fd.  wanted()
+ * decides, after authentication, whether the session takes a channel of
+ * that kind and index (0 or a negative errno).  Returns 0 with *id filled
+ * in, or a negative errno; *why then says why the peer was refused.  The
+ * handshake reads only the header and the proof before its verdict.
+ */
+int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
+			       int (*wanted)(const struct vmig_chan_id *id,
+					     void *opaque),
+			       void *opaque, struct vmig_chan_id *id,
+			       const char **why);
+
+/* Blocking socket I/O through one io_uring (one per thread). */
+struct vmig_uio {
+	struct io_uring ring;
+	bool ready;
+};
+
+int vmig_uio_init(struct vmig_uio *io);
+void vmig_uio_exit(struct vmig_uio *io);
+/* Send/receive exactly len bytes.  recv returns 0 at a clean EOF before
+ * the first byte, -ECONNRESET at an EOF after it, len on success. */
+ssize_t vmig_uio_send(struct vmig_uio *io, int fd, const void *buf,
+		      size_t len);
+ssize_t vmig_uio_recv(struct vmig_uio *io, int fd, void *buf, size_t len);
+
+/* Plain blocking helpers (setup, control channel). */
+int vmig_send_all(int fd, const void *buf, size_t len);
+/* 0 at a clean EOF before any byte, else len or a negative errno. */
+ssize_t vmig_recv_all(int fd, void *buf, size_t len);
+
+/* ----------------------------------------------------------- devstate.c */
+
+/*
+ * Source: a bounded queue of encoded packets.  Readers take a free buffer
+ * (blocking while mem_limit is used up: back-pressure), fill and push it;
+ * channel senders pop packets in FIFO order, send them and release them.
+ */
+struct vmig_txbuf {
+	struct vmig_txbuf *next;
+	size_t len;			/* bytes to send: header + payload */
+	uint8_t data[];			/* header, then payload */
+};
+
+struct vmig_txq;
+
+int vmig_txq_create(size_t mem_limit, uint32_t chunk_size,
+		    struct vmig_txq **out);
+void vmig_txq_destroy(struct vmig_txq *q);
+/* 0 with *b, -ECANCELED once the queue is aborted, or -ENOMEM. */
+int vmig_txq_get(struct vmig_txq *q, struct vmig_txbuf **b);
+void vmig_txq_put(struct vmig_txq *q, struct vmig_txbuf *b);
+void vmig_txq_push(struct vmig_txq *q, struct vmig_txbuf *b);
+/* NULL when closed and empty, or aborted. */
+struct vmig_txbuf *vmig_txq_pop(struct vmig_txq *q);
+void vmig_txq_close(struct vmig_txq *q);
+void vmig_txq_abort(struct vmig_txq *q);
+size_t vmig_txq_peak(struct vmig_txq *q);
+
+/*
+ * Source: one device's packetizer.  vmig_tx_read() reads from fd until a
+ * chunk is full or read() has nothing more (0, ENOMSG or EAGAIN: then it
+ * sets drained), and queues what it read as packet seq (then increments
+ * seq).  Returns the bytes queued (0: nothing to read), or a negative
+ * errno (-ECANCELED when the queue was aborted).  vmig_tx_end() queues the
+ * device's END packet.
+ */
+struct vmig_tx_dev {
+	uint32_t dev_id;
+	int fd;
+	uint64_t seq;
+	uint32_t chunk_size;
+	int zstd_level;			/* 0: no compression */
+	void *zctx;			/* ZSTD_CCtx, created on first use */
+	void *zbuf;
+	bool drained;
+	uint64_t raw_bytes, wire_bytes;
+};
+
+ssize_t vmig_tx_read(struct vmig_tx_dev *d, struct vmig_txq *q);
+int vmig_tx_end(struct vmig_tx_dev *d, struct vmig_txq *q);
+void vmig_tx_dev_release(struct vmig_tx_dev *d);
+
+/*
+ * Destination: per-device reassembly with bounded memory, and one writer
+ * thread per device writing its packets to its fd strictly by seq.
+ */
+struct vmig_rx;
+struct vmig_rxbuf;
+
+struct vmig_rx_stats {
+	uint64_t packets, bytes, duplicates;
+	size_t mem_limit, peak_bytes;
+};
+
+/*
+ * fds[ndev]: the devices' data fds (not owned).  notify(opaque) is called
+ * (without locks held) when a device's initial data is loaded, when all
+ * devices are complete and on an error.
+ */
+int vmig_rx_create(unsigned int ndev, const int *fds, const char *const *names,
+		   size_t mem_limit, uint32_t chunk_size,
+		   void (*notify)(void *opaque), void *opaque,
+		   struct vmig_rx **out);
+int vmig_rx_start(struct vmig_rx *rx);
+/* Join the writers (stopping them first unless every device is done). */
+void vmig_rx_stop(struct vmig_rx *rx);
+void vmig_rx_destroy(struct vmig_rx *rx);
+
+/*
+ * Admit a packet whose header was decoded: returns 0 with *buf (len
+ * raw_len bytes of payload space at vmig_rxbuf_data()), 1 for a duplicate
+ * to be read and dropped, -EAGAIN (wait false) when the memory bound does
+ * not admit it now, or an error (also recorded: the reassembly stops).
+ */
+int vmig_rx_reserve(struct vmig_rx *rx, const struct vmig_pkt_hdr *h,
+		    bool wait, struct vmig_rxbuf **buf);
+void *vmig_rxbuf_data(struct vmig_rxbuf *buf);
+/* The payload is in place (decompressed, checked): hand it to the writer. */
+void vmig_rx_commit(struct vmig_rx *rx, struct vmig_rxbuf *buf);
+/* The device's first count packets are its initial (precopy) data. */
+int vmig_rx_set_initial(struct vmig_rx *rx, uint32_t dev_id, uint64_t count);
+/* Every channel has ended: any device still missing packets is an error. */
+int vmig_rx_input_done(struct vmig_rx *rx);
+/* Record an error (first one wins) and stop; wakes every waiter. */
+void vmig_rx_fail(struct vmig_rx *rx, int err, int dev, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Non-blocking status: 1 all written, 0 still running, negative error. */
+int vmig_rx_status(struct vmig_rx *rx, int *err_dev, char *msg, size_t len);
+bool vmig_rx_initial_loaded(struct vmig_rx *rx);
+void vmig_rx_get_stats(struct vmig_rx *rx, struct vmig_rx_stats *st);
+
+#endif /* VMIG_TRANSPORT_H */

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Migration sessions between a source and a destination with stand-in
+ * devices (standin.c): success over 1 and 4 channels, TCP and UNIX, with
+ * and without precopy, P2P, compression; switchover-ack; and failures on
+ * either side, including a peer killed mid-transfer: the source's devices
+ * end RUNNING with their state, the destination's are reset, and both say
+ * which device or channel failed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "standin.h"
+#include "vmig.h"
+
+#define NDEV		4
+#define DEV_SIZE	(3U << 20)
+#define PRECOPY_SIZE	(1U << 20)
+
+static const char secret[] = "0123456789abcdef0123456789abcdef";
+
+FIXTURE(mig) {
+	int lfd;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char sock_path[108];
+	struct standin src[NDEV], dst[NDEV];
+	uint8_t *orig[NDEV];
+	struct vmig_session_config scfg, dcfg;
+	struct vmig_session *s, *d;
+	int src_ret, dst_ret;
+	struct vmig_session_error serr, derr;
+	struct vmig_session_stats sst, dst_st;
+	/* switchover_waits_for_initial_data */
+	bool check_ack;
+	int ack_violations;
+	int switchover_ret;
+};
+
+static void listen_tcp(FIXTURE_DATA(mig) *self)
+{
+	struct sockaddr_in *in = (void *)&self->addr;
+
+	self->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(in, 0, sizeof(*in));
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	self->addrlen = sizeof(*in);
+	bind(self->lfd, (void *)in, self->addrlen);
+	listen(self->lfd, 16);
+	getsockname(self->lfd, (void *)in, &self->addrlen);
+}
+
+static void listen_unix(FIXTURE_DATA(mig) *self)
+{
+	struct sockaddr_un *un = (void *)&self->addr;
+
+	self->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(un, 0, sizeof(*un));
+	un->sun_family = AF_UNIX;
+	snprintf(self->sock_path, sizeof(self->sock_path),
+		 "/tmp/vmig-session-%d.sock", getpid());
+	unlink(self->sock_path);
+	snprintf(un->sun_path, sizeof(un->sun_path), "%s", self->sock_path);
+	self->addrlen = sizeof(*un);
+	bind(self->lfd, (void *)un, self->addrlen);
+	listen(self->lfd, 16);
+}
+
+FIXTURE_SETUP(mig)
+{
+	char name[16];
+	int i;
+
+	memset(self, 0, sizeof(*self));
+	self->lfd = -1;
+	for (i = 0; i < NDEV; i++) {
+		snprintf(name, sizeof(name), "dev%d", i);
+		standin_init_source(&self->src[i], name, DEV_SIZE + i * 4099,
+				    PRECOPY_SIZE, i + 1, false);
+		standin_init_dest(&self->dst[i], name);
+		self->orig[i] = malloc(self->src[i].size);
+		memcpy(self->orig[i], self->src[i].data, self->src[i].size);
+	}
+	vmig_session_config_init(&self->scfg);
+	memcpy(self->scfg.session_id, "test-session-id", 16);
+	self->scfg.secret = secret;
+	self->scfg.secret_len = strlen(secret);
+	self->scfg.chunk_size = 256 << 10;
+	self->scfg.mem_limit = 4 << 20;
+	self->dcfg = self->scfg;
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	int i;
+
+	vmig_session_destroy(self->s);
+	vmig_session_destroy(self->d);
+	for (i = 0; i < NDEV; i++) {
+		standin_release(&self->src[i]);
+		standin_release(&self->dst[i]);
+		free(self->orig[i]);
+	}
+	if (self->lfd >= 0)
+		close(self->lfd);
+	if (self->sock_path[0])
+		unlink(self->sock_path);
+}
+
+static int add_devices(struct vmig_session *s, struct standin *devs)
+{
+	int i, ret;
+
+	for (i = 0; i < NDEV; i++) {
+		ret = vmig_session_add_device(s, devs[i].name, devs[i].mig_flags,
+					      &standin_ops, &devs[i]);
+		if (ret != i)
+			return ret < 0 ? ret : -EINVAL;
+	}
+	return 0;
+}
+
+static int run_destination(FIXTURE_DATA(mig) *self)
+{
+	int ret = 0;
+
+	/* A test may have created it already, devices and all. */
+	if (!self->d) {
+		ret = vmig_session_create(VMIG_ROLE_DESTINATION, &self->dcfg,
+					  &self->d);
+		if (!ret)
+			ret = add_devices(self->d, self->dst);
+	}
+	if (!ret)
+		ret = vmig_session_accept(self->d, self->lfd);
+	if (!ret)
+		ret = vmig_session_run_destination(self->d);
+	vmig_session_get_error(self->d, &self->derr);
+	vmig_session_get_stats(self->d, &self->dst_st);
+	return ret;
+}
+
+static int run_source(FIXTURE_DATA(mig) *self)
+{
+	int ret;
+
+	ret = vmig_session_create(VMIG_ROLE_SOURCE, &self->scfg, &self->s);
+	if (!ret)
+		ret = add_devices(self->s, self->src);
+	if (!ret)
+		ret = vmig_session_connect(self->s, (void *)&self->addr,
+					   self->addrlen);
+	if (!ret)
+		ret = vmig_session_run_source(self->s);
+	vmig_session_get_error(self->s, &self->serr);
+	vmig_session_get_stats(self->s, &self->sst);
+	return ret;
+}
+
+static void *dest_thread(void *arg)
+{
+	FIXTURE_DATA(mig) *self = arg;
+
+	self->dst_ret = run_destination(self);
+	return NULL;
+}
+
+static void migrate(FIXTURE_DATA(mig) *self)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, dest_thread, self);
+	self->src_ret = run_source(self);
+	pthread_join(t, NULL);
+}
+
+static bool source_intact(FIXTURE_DATA(mig) *self)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++)
+		if (standin_state(&self->src[i]) != VMIG_STATE_RUNNING ||
+		    memcmp(self->orig[i], self->src[i].data, self->src[i].size))
+			return false;
+	return true;
+}
+
+static void expect_migrated(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(mig) *self)
+{
+	uint64_t total = 0;
+	int i;
+
+	ASSERT_EQ(0, self->dst_ret) TH_LOG("destination: %s", self->derr.msg);
+	ASSERT_EQ(0, self->src_ret) TH_LOG("source: %s", self->serr.msg);
+	for (i = 0; i < NDEV; i++) {
+		EXPECT_EQ(VMIG_STATE_STOP, standin_state(&self->src[i]));
+		EXPECT_EQ(VMIG_STATE_STOP, standin_state(&self->dst[i]));
+		ASSERT_EQ(self->src[i].size, self->dst[i].loaded_size);
+		EXPECT_EQ(0, memcmp(self->src[i].data, self->dst[i].loaded,
+				    self->src[i].size)) TH_LOG("device %d", i);
+		EXPECT_TRUE(self->src[i].checked_arcs_ok);
+		EXPECT_TRUE(self->dst[i].checked_arcs_ok);
+		total += self->src[i].size;
+	}
+	EXPECT_EQ(total, self->sst.device_bytes);
+	EXPECT_EQ(total, self->dst_st.device_bytes);
+	EXPECT_EQ(self->sst.wire_bytes, self->dst_st.wire_bytes);
+	EXPECT_EQ(self->sst.packets, self->dst_st.packets);
+	EXPECT_LE(self->sst.peak_mem, self->sst.mem_limit);
+	EXPECT_LE(self->dst_st.peak_mem, self->dst_st.mem_limit);
+	EXPECT_EQ(0, self->serr.err);
+	EXPECT_EQ(0, self->derr.err);
+	/* Destination devices run on request. */
+	ASSERT_EQ(0, vmig_session_resume(self->d));
+	for (i = 0; i < NDEV; i++)
+		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
+}
+
+TEST_F(mig, four_devices_over_one_tcp_channel)
+{
+	listen_tcp(self);
+	self->scfg.channels = 1;
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_EQ(1U, self->sst.channels);
+	EXPECT_EQ(1U, self->dst_st.channels);
+	EXPECT_EQ((uint64_t)NDEV * PRECOPY_SIZE, self->sst.precopy_bytes);
+}
+
+TEST_F(mig, four_devices_over_four_unix_channels)
+{
+	listen_unix(self);
+	self->scfg.channels = 4;
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_EQ(4U, self->dst_st.channels);
+}
+
+TEST_F(mig, four_devices_over_four_tcp_channels_in_small_memory)
+{
+	listen_tcp(self);
+	self->scfg.channels = 4;
+	self->scfg.chunk_size = 64 << 10;
+	self->scfg.mem_limit = 4 * (64 << 10) + 4 * 32;
+	self->dcfg.mem_limit = 3 * (64 << 10);
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_LE(self->dst_st.peak_mem, 3U * (64 << 10));
+}
+
+TEST_F(mig, compressed_packets)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++) {
+		standin_release(&self->src[i]);
+		standin_init_source(&self->src[i], self->dst[i].name, DEV_SIZE,
+				    PRECOPY_SIZE, i, true);
+		memcpy(self->orig[i], self->src[i].data, DEV_SIZE);
+	}
+	listen_tcp(self);
+	self->scfg.channels = 2;
+	self->scfg.zstd_level = 1;
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_LT(self->sst.wire_bytes * 10, self->sst.device_bytes);
+}
+
+TEST_F(mig, devices_without_precopy)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++)
+		self->src[i].mig_flags = self->dst[i].mig_flags =
+			VMIG_MIG_STOP_COPY | VMIG_MIG_P2P;
+	listen_tcp(self);
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_EQ(0U, self->sst.precopy_bytes);
+}
+
+TEST_F(mig, precopy_turned_off)
+{
+	listen_tcp(self);
+	self->scfg.precopy = false;
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_EQ(0U, self->sst.precopy_bytes);
+}
+
+TEST_F(mig, devices_without_p2p)
+{
+	int i;
+
+	for (i = 0; i < NDEV; i++)
+		self->src[i].mig_flags = self->dst[i].mig_flags =
+			VMIG_MIG_STOP_COPY | VMIG_MIG_PRE_COPY;
+	listen_tcp(self);
+	migrate(self);
+	expect_migrated(_metadata, self);
+}
+
+/* Called on the source right before its devices stop. */
+static int check_initial_loaded(void *opaque)
+{
+	FIXTURE_DATA(mig) *self = opaque;
+	int i;
+
+	for (i = 0; i < NDEV; i++) {
+		if (standin_received(&self->dst[i]) < PRECOPY_SIZE)
+			self->ack_violations++;
+		if (standin_state(&self->src[i]) != VMIG_STATE_PRE_COPY)
+			self->ack_violations++;
+	}
+	self->check_ack = true;
+	return self->switchover_ret;
+}
+
+TEST_F(mig, switchover_waits_for_initial_data)
+{
+	listen_tcp(self);
+	self->scfg.channels = 2;
+	self->scfg.switchover = check_initial_loaded;
+	self->scfg.opaque = self;
+	migrate(self);
+	expect_migrated(_metadata, self);
+	EXPECT_TRUE(self->check_ack);
+	EXPECT_EQ(0, self->ack_violations);
+}
+
+TEST_F(mig, switchover_refused_by_the_caller)
+{
+	listen_tcp(self);
+	self->scfg.switchover = check_initial_loaded;
+	self->scfg.opaque = self;
+	self->switchover_ret = -ECANCELED;
+	migrate(self);
+	EXPECT_EQ(-ECANCELED, self->src_ret);
+	EXPECT_FALSE(self->serr.remote);
+	EXPECT_EQ(-ECANCELED, self->dst_ret);
+	EXPECT_TRUE(self->derr.remote);
+	EXPECT_TRUE(source_intact(self));
+	for (int i = 0; i < NDEV; i++)
+		EXPECT_EQ(1, self->dst[i].resets);
+}
+
+TEST_F(mig, destination_load_failure_rolls_both_back)
+{
+	int i;
+
+	listen_tcp(self);
+	self->scfg.channels = 4;
+	self->dst[2].reject_load = true;
+	migrate(self);
+	EXPECT_EQ(-EINVAL, self->dst_ret);
+	EXPECT_EQ(2, self->derr.device);
+	EXPECT_FALSE(self->derr.remote);
+	EXPECT_NE(NULL, strstr(self->derr.msg, "dev2")) TH_LOG("%s", self->derr.msg);
+	EXPECT_EQ(-EINVAL, self->src_ret);
+	EXPECT_TRUE(self->serr.remote);
+	EXPECT_EQ(2, self->serr.device);
+	EXPECT_NE(NULL, strstr(self->serr.msg, "dev2")) TH_LOG("%s", self->serr.msg);
+	EXPECT_TRUE(source_intact(self));
+	for (i = 0; i < NDEV; i++) {
+		EXPECT_EQ(1, self->dst[i].resets);
+		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
+	}
+}
+
+TEST_F(mig, source_device_failure_rolls_both_back)
+{
+	int i;
+
+	listen_tcp(self);
+	self->scfg.channels = 2;
+	self->src[1].fail_to = VMIG_STATE_STOP_COPY;
+	migrate(self);
+	EXPECT_EQ(-EIO, self->src_ret);
+	EXPECT_EQ(1, self->serr.device);
+	EXPECT_NE(NULL, strstr(self->serr.msg, "STOP_COPY")) TH_LOG("%s", self->serr.msg);
+	EXPECT_EQ(-EIO, self->dst_ret);
+	EXPECT_TRUE(self->derr.remote);
+	EXPECT_EQ(1, self->derr.device);
+	EXPECT_TRUE(source_intact(self));
+	for (i = 0; i < NDEV; i++)
+		EXPECT_EQ(1, self->dst[i].resets);
+}
+
+TEST_F(mig, mismatched_devices_are_refused_at_connect)
+{
+	listen_tcp(self);
+	snprintf(self->dst[3].name, sizeof(self->dst[3].name), "other");
+	migrate(self);
+	EXPECT_EQ(-ENODEV, self->dst_ret);
+	EXPECT_NE(NULL, strstr(self->derr.msg, "other"));
+	EXPECT_EQ(-ENODEV, self->src_ret);
+	EXPECT_TRUE(self->serr.remote);
+	EXPECT_TRUE(source_intact(self));
+	EXPECT_EQ(0U, self->src[0].arcs);
+	EXPECT_EQ(0U, self->dst[0].arcs);
+}
+
+static void abort_dest(struct standin *d)
+{
+	vmig_session_abort(d->trigger_arg);
+}
+
+TEST_F(mig, abort_from_another_thread)
+{
+	pthread_t t;
+
+	listen_tcp(self);
+	self->scfg.channels = 2;
+	self->dcfg.mem_limit = 1 << 20;
+	/* Device 0's data goes through a pipe; past 2 MiB, abort. */
+	self->dst[0].use_pipe = true;
+	self->dst[0].trigger_bytes = 2 << 20;
+	self->dst[0].trigger = abort_dest;
+	ASSERT_EQ(0, vmig_session_create(VMIG_ROLE_DESTINATION, &self->dcfg,
+					 &self->d));
+	self->dst[0].trigger_arg = self->d;
+	ASSERT_EQ(0, add_devices(self->d, self->dst));
+	pthread_create(&t, NULL, dest_thread, self);
+	self->src_ret = run_source(self);
+	pthread_join(t, NULL);
+	EXPECT_EQ(-ECANCELED, self->dst_ret);
+	EXPECT_EQ(-ECANCELED, self->src_ret);
+	EXPECT_TRUE(self->serr.remote);
+	EXPECT_TRUE(source_intact(self));
+	EXPECT_EQ(1, self->dst[0].resets);
+}
+
+/* ------------------------------------------------- a peer dies mid-way */
+
+static void die(struct standin *d)
+{
+	(void)d;
+	raise(SIGKILL);
+}
+
+TEST_F(mig, killed_destination_leaves_source_running)
+{
+	int status;
+	pid_t pid;
+
+	listen_tcp(self);
+	self->scfg.channels = 4;
+	self->dcfg.mem_limit = 1 << 20;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		/* Destination: killed once 1 MiB of device 0 arrived. */
+		self->dst[0].use_pipe = true;
+		self->dst[0].trigger_bytes = 1 << 20;
+		self->dst[0].trigger = die;
+		run_destination(self);
+		_exit(0);
+	}
+	close(self->lfd);
+	self->lfd = -1;
+	self->src_ret = run_source(self);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	EXPECT_GT(0, self->src_ret);
+	EXPECT_FALSE(self->serr.remote);
+	/* A channel failed: the main one or a data one. */
+	EXPECT_LE(0, self->serr.channel) TH_LOG("%s", self->serr.msg);
+	EXPECT_NE(0, self->serr.msg[0]);
+	TH_LOG("source reported: %s", self->serr.msg);
+	EXPECT_TRUE(source_intact(self));
+}
+
+static int die_at_switchover(void *opaque)
+{
+	(void)opaque;
+	raise(SIGKILL);
+	return 0;
+}
+
+TEST_F(mig, killed_source_resets_destination)
+{
+	int status, i;
+	pid_t pid;
+
+	listen_tcp(self);
+	self->scfg.channels = 2;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		/* Source: dies after precopy, as its devices would stop. */
+		close(self->lfd);
+		self->scfg.switchover = die_at_switchover;
+		run_source(self);
+		_exit(0);
+	}
+	self->dst_ret = run_destination(self);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	EXPECT_GT(0, self->dst_ret);
+	/* A channel closed, or a device's stream ended short. */
+	EXPECT_TRUE(self->derr.channel >= 0 || self->derr.device >= 0)
+		TH_LOG("%s", self->derr.msg);
+	EXPECT_NE(0, self->derr.msg[0]);
+	TH_LOG("destination reported: %s", self->derr.msg);
+	for (i = 0; i < NDEV; i++) {
+		EXPECT_EQ(1, self->dst[i].resets);
+		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
+	}
+}
+
+TEST_HARNESS_MAIN
