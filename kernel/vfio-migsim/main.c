@@ -19,10 +19,31 @@
 
 #define MIGSIM_MAX_INSTANCES 64
 
+/* A byte count module parameter that takes K/M/G suffixes. */
+static int migsim_param_set_size(const char *val,
+				 const struct kernel_param *kp)
+{
+	unsigned long *p = kp->arg;
+	char *end;
+	u64 v;
+
+	v = memparse(val, &end);
+	if (end == val || (*end && *end != '\n'))
+		return -EINVAL;
+	*p = v;
+	return 0;
+}
+
+static const struct kernel_param_ops migsim_size_ops = {
+	.set = migsim_param_set_size,
+	.get = param_get_ulong,
+};
+
 static unsigned long default_state_size = SZ_64M;
-module_param(default_state_size, ulong, 0444);
+module_param_cb(default_state_size, &migsim_size_ops, &default_state_size,
+		0444);
 MODULE_PARM_DESC(default_state_size,
-		 "State size of a new instance in bytes (default 64 MiB)");
+		 "State size of a new instance in bytes, K/M/G allowed (default 64 MiB)");
 
 static unsigned int chunk_size = SZ_1M;
 module_param(chunk_size, uint, 0444);
@@ -30,7 +51,8 @@ MODULE_PARM_DESC(chunk_size,
 		 "Bytes per state chunk, a power of two from 4 KiB to 64 MiB (default 1 MiB)");
 
 unsigned long migsim_max_state_size = SZ_4G;
-module_param_named(max_state_size, migsim_max_state_size, ulong, 0644);
+module_param_cb(max_state_size, &migsim_size_ops, &migsim_max_state_size,
+		0644);
 MODULE_PARM_DESC(max_state_size,
 		 "Largest state an instance may have or load (default 4 GiB)");
 
@@ -68,6 +90,13 @@ void migsim_set_error(struct migsim_dev *mdev, const char *fmt, ...)
 	dev_info(mdev->vdev.dev, "%s\n", msg);
 }
 
+void migsim_faults_set(struct migsim_dev *mdev, const struct migsim_faults *f)
+{
+	spin_lock(&mdev->error_lock);
+	mdev->faults = *f;
+	spin_unlock(&mdev->error_lock);
+}
+
 /*
  * The state checksum.  Called with state_mutex held; an open save fd may be
  * filling chunk CRCs concurrently, so take its lock too.
@@ -100,6 +129,8 @@ static int migsim_init_dev(struct vfio_device *vdev)
 	mutex_init(&mdev->state_mutex);
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	spin_lock_init(&mdev->error_lock);
+	mdev->faults.save_offset = U64_MAX;
+	mdev->faults.load_offset = U64_MAX;
 	strscpy(mdev->last_error, "none", sizeof(mdev->last_error));
 	memcpy(&seed, mdevice->uuid.b, sizeof(seed));
 	seed ^= get_unaligned((u64 *)(mdevice->uuid.b + 8));
@@ -537,18 +568,26 @@ static int migsim_probe(struct mdev_device *mdevice)
 
 	dev_set_drvdata(&mdevice->dev, mdev);
 	ret = vfio_register_emulated_iommu_dev(&mdev->vdev);
-	if (ret) {
-		dev_set_drvdata(&mdevice->dev, NULL);
-		vfio_put_device(&mdev->vdev);
-		return ret;
-	}
+	if (ret)
+		goto err_put;
+	ret = migsim_nl_register(mdev);
+	if (ret)
+		goto err_unregister;
 	return 0;
+
+err_unregister:
+	vfio_unregister_group_dev(&mdev->vdev);
+err_put:
+	dev_set_drvdata(&mdevice->dev, NULL);
+	vfio_put_device(&mdev->vdev);
+	return ret;
 }
 
 static void migsim_remove(struct mdev_device *mdevice)
 {
 	struct migsim_dev *mdev = dev_get_drvdata(&mdevice->dev);
 
+	migsim_nl_unregister(mdev);
 	vfio_unregister_group_dev(&mdev->vdev);
 	vfio_put_device(&mdev->vdev);
 }
@@ -638,9 +677,12 @@ static int __init migsim_init(void)
 		return -EINVAL;
 	}
 
-	ret = mdev_register_driver(&migsim_driver);
+	ret = migsim_nl_init();
 	if (ret)
 		return ret;
+	ret = mdev_register_driver(&migsim_driver);
+	if (ret)
+		goto err_nl;
 	ret = class_register(&migsim_class);
 	if (ret)
 		goto err_driver;
@@ -670,6 +712,8 @@ err_put:
 	class_unregister(&migsim_class);
 err_driver:
 	mdev_unregister_driver(&migsim_driver);
+err_nl:
+	migsim_nl_exit();
 	return ret;
 }
 
@@ -680,6 +724,7 @@ static void __exit migsim_exit(void)
 	device_unregister(&migsim_parent.dev);
 	class_unregister(&migsim_class);
 	mdev_unregister_driver(&migsim_driver);
+	migsim_nl_exit();
 }
 
 module_init(migsim_init);

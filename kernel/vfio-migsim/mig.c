@@ -16,6 +16,7 @@
  * Locking: see migsim.h.  state_mutex is taken before migf->lock.
  */
 #include <linux/anon_inodes.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/poll.h>
@@ -330,11 +331,40 @@ static int migsim_save_next(struct migsim_migf *migf)
 	return 0;
 }
 
+/*
+ * Injected faults of a save read: sleep for a slow device; fail at the
+ * armed offset, once.  *fault_at gets the offset a read must stop at, or
+ * U64_MAX.  Called with migf->lock held.
+ */
+static int migsim_save_faults(struct migsim_migf *migf, u64 *fault_at)
+{
+	struct migsim_dev *mdev = migf->mdev;
+	u32 delay;
+	int ret = 0;
+
+	spin_lock(&mdev->error_lock);
+	delay = mdev->faults.read_delay_us;
+	*fault_at = mdev->faults.save_offset;
+	if (*fault_at != U64_MAX && *fault_at <= migf->pos) {
+		ret = -mdev->faults.save_errno;
+		mdev->faults.save_offset = U64_MAX;
+		*fault_at = U64_MAX;
+	}
+	spin_unlock(&mdev->error_lock);
+	if (ret)
+		migsim_set_error(mdev, "injected save fault at stream byte %llu: %d",
+				 migf->pos, ret);
+	if (delay)
+		fsleep(delay);
+	return ret;
+}
+
 static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 				size_t len, loff_t *pos)
 {
 	struct migsim_migf *migf = filp->private_data;
 	size_t done = 0, yielded = 0;
+	u64 fault_at;
 	int ret = 0;
 
 	if (pos)
@@ -345,6 +375,11 @@ static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 		ret = -ENODEV;
 		goto out;
 	}
+	ret = migsim_save_faults(migf, &fault_at);
+	if (ret)
+		goto out;
+	if (fault_at != U64_MAX)
+		len = min_t(u64, len, fault_at - migf->pos);
 
 	while (done < len) {
 		size_t n;
@@ -377,6 +412,7 @@ static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 			continue;
 		}
 		done += n;
+		migf->pos += n;
 		/*
 		 * Let the device work between pieces of a long read: the
 		 * engine dirties chunks under this lock.  The cursor lives in
@@ -394,6 +430,11 @@ static ssize_t migsim_save_read(struct file *filp, char __user *buf,
 		}
 	}
 out:
+	if (migf->mdev) {
+		atomic64_add(done, &migf->mdev->stats.bytes_saved);
+		if (!migf->stop_copy)
+			atomic64_inc(&migf->mdev->stats.precopy_reads);
+	}
 	mutex_unlock(&migf->lock);
 	return done ? done : ret;
 }
@@ -477,8 +518,35 @@ static ssize_t migsim_resume_write(struct file *filp, const char __user *buf,
 		ret = -ENODEV;
 	} else {
 		bool had_error = migf->parser.error;
+		struct migsim_dev *mdev = migf->mdev;
+		u64 at = U64_MAX;
 
-		ret = migsim_parse(&migf->parser, migf->mdev, buf, len);
+		spin_lock(&mdev->error_lock);
+		if (mdev->faults.load_offset != U64_MAX &&
+		    mdev->faults.load_offset < migf->parser.pos + len &&
+		    !migf->parser.error) {
+			at = max(mdev->faults.load_offset, migf->parser.pos);
+			mdev->faults.load_offset = U64_MAX;
+		}
+		spin_unlock(&mdev->error_lock);
+		if (at != U64_MAX) {
+			/* take the bytes before the fault, then fail */
+			ret = at > migf->parser.pos ?
+			      migsim_parse(&migf->parser, mdev, buf,
+					   at - migf->parser.pos) : 0;
+			if (ret >= 0 && !migf->parser.error) {
+				scnprintf(migf->parser.why,
+					  sizeof(migf->parser.why),
+					  "injected load fault at stream byte %llu",
+					  at);
+				migf->parser.error = -EIO;
+			}
+			ret = migf->parser.error;
+		} else {
+			ret = migsim_parse(&migf->parser, mdev, buf, len);
+		}
+		if (ret > 0)
+			atomic64_add(ret, &mdev->stats.bytes_loaded);
 		if (!had_error && migf->parser.error)
 			migsim_set_error(migf->mdev,
 					 "refusing migration stream: %s",
@@ -488,9 +556,18 @@ static ssize_t migsim_resume_write(struct file *filp, const char __user *buf,
 	return ret;
 }
 
+/* PRECOPY_INFO is for the PRE_COPY states only: EINVAL, per the uAPI. */
+static long migsim_resume_ioctl(struct file *filp, unsigned int cmd,
+				unsigned long arg)
+{
+	return cmd == VFIO_MIG_GET_PRECOPY_INFO ? -EINVAL : -ENOTTY;
+}
+
 static const struct file_operations migsim_resume_fops = {
 	.owner = THIS_MODULE,
 	.write = migsim_resume_write,
+	.unlocked_ioctl = migsim_resume_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 	.release = migsim_release_migf,
 };
 
@@ -656,6 +733,21 @@ static struct file *migsim_step(struct migsim_dev *mdev,
 	return ERR_PTR(-EINVAL);
 }
 
+/* An injected "fail the next transition", once.  state_mutex held. */
+static int migsim_transition_fault(struct migsim_dev *mdev)
+{
+	int err;
+
+	spin_lock(&mdev->error_lock);
+	err = mdev->faults.fail_transition;
+	mdev->faults.fail_transition = 0;
+	spin_unlock(&mdev->error_lock);
+	if (err)
+		migsim_set_error(mdev, "injected fault: arc from %s fails with %d",
+				 migsim_state_name(mdev->mig_state), -err);
+	return -err;
+}
+
 static struct file *migsim_set_state(struct vfio_device *vdev,
 				     enum vfio_device_mig_state target)
 {
@@ -672,21 +764,25 @@ static struct file *migsim_set_state(struct vfio_device *vdev,
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = migsim_step(mdev, next);
+		ret = migsim_transition_fault(mdev);
+		res = ret ? ERR_PTR(ret) : migsim_step(mdev, next);
 		if (IS_ERR(res)) {
 			/*
 			 * A failed arc leaves the device in ERROR: its data
 			 * fds are closed and only a reset brings it back.
 			 */
-			if (mdev->mig_state != VFIO_DEVICE_STATE_RESUMING)
+			if (!ret && mdev->mig_state != VFIO_DEVICE_STATE_RESUMING)
 				migsim_set_error(mdev, "arc %s -> %s failed: %ld",
 						 migsim_state_name(mdev->mig_state),
 						 migsim_state_name(next),
 						 PTR_ERR(res));
 			migsim_disable_fds(mdev);
+			migsim_nl_state_event(mdev, mdev->mig_state,
+					      VFIO_DEVICE_STATE_ERROR);
 			mdev->mig_state = VFIO_DEVICE_STATE_ERROR;
 			break;
 		}
+		migsim_nl_state_event(mdev, mdev->mig_state, next);
 		mdev->mig_state = next;
 		if (WARN_ON(res && next != target)) {
 			fput(res);

@@ -8,7 +8,9 @@
  *                           config space.
  *   migsim_migf.lock        one data fd's cursor, staging area and the
  *                           disabled flag.
- *   migsim_dev.error_lock   last_error only; taken with or without the above.
+ *   migsim_dev.error_lock   last_error and the armed faults; a spinlock
+ *                           taken with or without the above.
+ * netlink.c's registry lock (migsim_devs_lock) comes before all of these.
  * A data fd's read() and write() take only migf->lock.  Anything that
  * changes or frees the chunks a save fd may be copying takes state_mutex and
  * then disables the fd under migf->lock first, so a read() that finds its
@@ -17,6 +19,7 @@
 #ifndef MIGSIM_H
 #define MIGSIM_H
 
+#include <linux/atomic.h>
 #include <linux/ktime.h>
 #include <linux/mutex.h>
 #include <linux/prandom.h>
@@ -161,6 +164,7 @@ struct migsim_migf {
 	unsigned long dirty_count;	/* chunks marked MIGSIM_MARK_DIRTY */
 	u64 dirty_payload;		/* their bytes */
 	u32 seq;
+	u64 pos;			/* stream bytes given out so far */
 	u64 payload_bytes;
 	u8 frame[sizeof(struct migsim_record) +
 		 sizeof(struct migsim_config_state) +
@@ -220,6 +224,33 @@ u32 migsim_config_len(struct migsim_dev *mdev);
 void migsim_config_save(struct migsim_dev *mdev, void *buf);
 void migsim_config_load(struct migsim_dev *mdev, const void *buf);
 
+/* ---------------------------------------------------------------- netlink.c */
+
+struct migsim_stats {
+	atomic64_t bytes_saved;
+	atomic64_t bytes_loaded;
+	atomic64_t precopy_reads;
+};
+
+/* Armed faults (netlink FAULT_SET); guarded by migsim_dev.error_lock. */
+struct migsim_faults {
+	u64 save_offset;		/* U64_MAX: none */
+	u32 save_errno;
+	u64 load_offset;		/* U64_MAX: none */
+	u32 read_delay_us;
+	u32 fail_transition;		/* errno, 0: none */
+};
+
+int migsim_nl_init(void);
+void migsim_nl_exit(void);
+int migsim_nl_register(struct migsim_dev *mdev);
+void migsim_nl_unregister(struct migsim_dev *mdev);
+void migsim_nl_state_event(struct migsim_dev *mdev,
+			   enum vfio_device_mig_state old,
+			   enum vfio_device_mig_state new);
+void migsim_faults_set(struct migsim_dev *mdev,
+		       const struct migsim_faults *f);
+
 /* ---------------------------------------------------------------- main.c */
 
 struct migsim_dev {
@@ -232,8 +263,11 @@ struct migsim_dev {
 	struct migsim_migf *resuming;
 	struct migsim_store *store;	/* replaced whole by a load */
 	u64 generation;
-	spinlock_t error_lock;		/* innermost: guards last_error */
+	spinlock_t error_lock;		/* innermost: last_error, faults */
 	char last_error[128];
+	struct migsim_faults faults;
+	struct migsim_stats stats;
+	u32 nl_id;			/* index in the netlink registry */
 	u64 nonprecopy_size;		/* bytes kept for STOP_COPY */
 	bool precopy_info_v2;		/* the PRECOPY_INFO_V2 opt-in */
 	bool opened;			/* a user has the device open */

@@ -333,6 +333,9 @@ long migsim_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	case VFIO_DEVICE_RESET:
 		mutex_lock(&mdev->state_mutex);
 		migsim_disable_fds(mdev);
+		if (mdev->mig_state != VFIO_DEVICE_STATE_RUNNING)
+			migsim_nl_state_event(mdev, mdev->mig_state,
+					      VFIO_DEVICE_STATE_RUNNING);
 		mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		mdev->precopy_info_v2 = false;
 		migsim_pci_reset(mdev);

@@ -183,4 +183,77 @@ struct migsim_end {
  * description of the migration parameters (Documentation/compatibility.rst).
  */
 
+/* ----------------------------------------------------------------------
+ * Generic netlink control family (Documentation/netlink.rst)
+ *
+ * DEV_GET with MIGSIM_A_UUID gets one instance; as a dump, every instance.
+ * DEV_SET and FAULT_SET change an instance and need CAP_NET_ADMIN.  The
+ * "events" multicast group gets a STATE_EVENT for every migration state
+ * change of every instance.  Bad input is refused with an extack message.
+ */
+#define MIGSIM_GENL_NAME	"vfio_migsim"
+#define MIGSIM_GENL_VERSION	1
+#define MIGSIM_GENL_MCGRP	"events"
+
+enum migsim_cmd {
+	MIGSIM_CMD_UNSPEC,
+	MIGSIM_CMD_DEV_GET,	/* UUID -> the instance's attributes */
+	/* UUID + any of STATE_SIZE, DIRTY_RATE, HOT_SET, NONPRECOPY_SIZE */
+	MIGSIM_CMD_DEV_SET,
+	MIGSIM_CMD_FAULT_SET,	/* UUID + FAULT nest; an empty nest clears */
+	MIGSIM_CMD_STATE_EVENT,	/* multicast: UUID, OLD_STATE, MIG_STATE */
+	__MIGSIM_CMD_MAX,
+};
+
+#define MIGSIM_CMD_MAX (__MIGSIM_CMD_MAX - 1)
+
+enum migsim_attr {
+	MIGSIM_A_UNSPEC,
+	MIGSIM_A_PAD,
+	MIGSIM_A_UUID,			/* string, 36 characters */
+	MIGSIM_A_MIG_STATE,		/* u32: enum vfio_device_mig_state */
+	MIGSIM_A_OLD_STATE,		/* u32: before the change (events) */
+	MIGSIM_A_STATE_SIZE,		/* u64: bytes, 4 KiB granules */
+	MIGSIM_A_NONPRECOPY_SIZE,	/* u64: bytes */
+	MIGSIM_A_DIRTY_RATE,		/* u64: bytes per second, 0 = off */
+	MIGSIM_A_HOT_SET,		/* u32: thousandths, 1..1000 */
+	MIGSIM_A_GENERATION,		/* u64 */
+	MIGSIM_A_CHECKSUM,		/* u32 */
+	MIGSIM_A_CHUNK_SIZE,		/* u32 */
+	MIGSIM_A_STATS,			/* nest of MIGSIM_STAT_* (u64) */
+	MIGSIM_A_FAULT,			/* nest of MIGSIM_FAULT_A_* */
+	__MIGSIM_A_MAX,
+};
+
+#define MIGSIM_A_MAX (__MIGSIM_A_MAX - 1)
+
+enum migsim_stat {
+	MIGSIM_STAT_UNSPEC,
+	MIGSIM_STAT_PAD,
+	MIGSIM_STAT_BYTES_SAVED,	/* stream bytes read from save fds */
+	MIGSIM_STAT_BYTES_LOADED,	/* stream bytes written to resume fds */
+	MIGSIM_STAT_CHUNKS_DIRTIED,	/* by the engine */
+	MIGSIM_STAT_PRECOPY_READS,	/* read() calls on a precopy fd */
+	__MIGSIM_STAT_MAX,
+};
+
+#define MIGSIM_STAT_MAX (__MIGSIM_STAT_MAX - 1)
+
+/*
+ * Faults, armed until they fire (once) or are cleared.  An offset counts
+ * stream bytes from the start of the stream.
+ */
+enum migsim_fault_attr {
+	MIGSIM_FAULT_A_UNSPEC,
+	MIGSIM_FAULT_A_PAD,
+	MIGSIM_FAULT_A_SAVE_OFFSET,	/* u64: a save read fails here ... */
+	MIGSIM_FAULT_A_SAVE_ERRNO,	/* u32: ... with this errno (def. EIO) */
+	MIGSIM_FAULT_A_LOAD_OFFSET,	/* u64: a load write fails here (EIO) */
+	MIGSIM_FAULT_A_READ_DELAY_US,	/* u32: every save read() sleeps; 0 off */
+	MIGSIM_FAULT_A_FAIL_TRANSITION,	/* u32 errno: the next arc fails */
+	__MIGSIM_FAULT_A_MAX,
+};
+
+#define MIGSIM_FAULT_A_MAX (__MIGSIM_FAULT_A_MAX - 1)
+
 #endif /* _UAPI_LINUX_VFIO_MIGSIM_H */
