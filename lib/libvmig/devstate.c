@@ -332,6 +332,7 @@ struct rx_dev {
 	bool done;
 	bool initial_set, initial_loaded;
 	uint64_t initial;
+	uint64_t bytes;			/* written to fd */
 	struct vmig_rxbuf *pending;	/* admitted, not written; by seq */
 	pthread_cond_t cond;
 	pthread_t thread;
@@ -549,6 +550,7 @@ static void *rx_writer(void *arg)
 			notify = true;
 		} else {
 			d->next_write++;
+			d->bytes += b->len;
 			rx->bytes += b->len;
 			if (d->initial_set && !d->initial_loaded &&
 			    d->next_write >= d->initial) {
@@ -800,5 +802,13 @@ void vmig_rx_get_stats(struct vmig_rx *rx, struct vmig_rx_stats *st)
 	st->duplicates = rx->duplicates;
 	st->mem_limit = (size_t)rx->nbufs * rx->chunk;
 	st->peak_bytes = (size_t)rx->peak * rx->chunk;
+	pthread_mutex_unlock(&rx->lock);
+}
+
+void vmig_rx_get_dev_stats(struct vmig_rx *rx, unsigned int dev,
+			   uint64_t *bytes)
+{
+	pthread_mutex_lock(&rx->lock);
+	*bytes = rx->devs[dev].bytes;
 	pthread_mutex_unlock(&rx->lock);
 }

@@ -534,8 +534,9 @@ static const struct vmig_device_ops vfio_ops = {
 	.reset = vfio_ops_reset,
 };
 
-VMIG_EXPORT int vmig_session_add_vfio(struct vmig_session *s,
-				      struct vmig_vfio_dev *dev)
+VMIG_EXPORT int vmig_session_add_vfio_named(struct vmig_session *s,
+					    struct vmig_vfio_dev *dev,
+					    const char *name)
 {
 	uint32_t flags;
 	int ret;
@@ -545,8 +546,14 @@ VMIG_EXPORT int vmig_session_add_vfio(struct vmig_session *s,
 	ret = vmig_vfio_mig_flags(dev, &flags);
 	if (ret)
 		return ret;
-	return vmig_session_add_device(s, vmig_vfio_name(dev), flags,
-				       &vfio_ops, dev);
+	return vmig_session_add_device(s, name ? name : vmig_vfio_name(dev),
+				       flags, &vfio_ops, dev);
+}
+
+VMIG_EXPORT int vmig_session_add_vfio(struct vmig_session *s,
+				      struct vmig_vfio_dev *dev)
+{
+	return vmig_session_add_vfio_named(s, dev, NULL);
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -1718,6 +1725,29 @@ VMIG_EXPORT void vmig_session_get_stats(struct vmig_session *s,
 		st->mem_limit = rs.mem_limit;
 		st->peak_mem = rs.peak_bytes;
 	}
+}
+
+VMIG_EXPORT int vmig_session_get_device_stats(struct vmig_session *s,
+					      unsigned int dev,
+					      struct vmig_session_dev_stats *st)
+{
+	struct sdev *d;
+
+	if (!s || !st || dev >= s->ndev)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	d = &s->devs[dev];
+	if (s->role == VMIG_ROLE_DESTINATION) {
+		if (s->rx)
+			vmig_rx_get_dev_stats(s->rx, dev, &st->device_bytes);
+		return 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	st->precopy_bytes = d->precopy_bytes;
+	st->stopcopy_bytes = d->stopcopy_bytes;
+	st->device_bytes = d->precopy_bytes + d->stopcopy_bytes;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 VMIG_EXPORT int vmig_session_get_error(struct vmig_session *s,

@@ -258,5 +258,8 @@ void vmig_rx_fail(struct vmig_rx *rx, int err, int dev, const char *fmt, ...)
 int vmig_rx_status(struct vmig_rx *rx, int *err_dev, char *msg, size_t len);
 bool vmig_rx_initial_loaded(struct vmig_rx *rx);
 void vmig_rx_get_stats(struct vmig_rx *rx, struct vmig_rx_stats *st);
+/* Bytes written to device dev's data fd so far. */
+void vmig_rx_get_dev_stats(struct vmig_rx *rx, unsigned int dev,
+			   uint64_t *bytes);
 
 #endif /* VMIG_TRANSPORT_H */

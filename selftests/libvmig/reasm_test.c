@@ -395,7 +395,10 @@ TEST_F(rx, a_failing_fd_names_its_device)
 	self->fds[1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, self->fds[1]);
 	ASSERT_EQ(0, setup_rx(self, 128 * CHUNK));
-	ASSERT_LE(0, feed_all(self->rx, self->pkts, self->npkts));
+	/* the writer may fail while packets are still being fed */
+	st = feed_all(self->rx, self->pkts, self->npkts);
+	ASSERT_TRUE(st >= 0 || st == -EBADF);
+	st = 0;
 	for (i = 0; i < 1000 && !st; i++) {
 		st = vmig_rx_status(self->rx, &dev, msg, sizeof(msg));
 		usleep(1000);

@@ -359,6 +359,13 @@ struct vmig_session_stats {
 					 * destination reported them loaded */
 };
 
+/* One device's share of a session (vmig_session_get_device_stats()). */
+struct vmig_session_dev_stats {
+	uint64_t device_bytes;		/* read from / written to its data fd */
+	uint64_t precopy_bytes;		/* source: read while running */
+	uint64_t stopcopy_bytes;	/* source: read in STOP_COPY */
+};
+
 /* What failed: which device or channel, and why. */
 struct vmig_session_error {
 	int err;		/* negative errno; 0 if nothing failed */
@@ -389,6 +396,14 @@ int vmig_session_add_device(struct vmig_session *s, const char *name,
 			    const struct vmig_device_ops *ops, void *opaque);
 /* Add a VFIO device (named after vmig_vfio_name()). */
 int vmig_session_add_vfio(struct vmig_session *s, struct vmig_vfio_dev *dev);
+/*
+ * Add a VFIO device under a name of the caller's (NULL: vmig_vfio_name()).
+ * The source's and the destination's device usually differ (another UUID
+ * or PCI address); the name is what both sides agree on, e.g. the VM's
+ * own name for the device.
+ */
+int vmig_session_add_vfio_named(struct vmig_session *s,
+				struct vmig_vfio_dev *dev, const char *name);
 
 /*
  * Source: open the main channel and the data channels to addr, and agree
@@ -427,9 +442,224 @@ void vmig_session_abort(struct vmig_session *s);
 /* Thread-safe; while a run goes on the figures are so far. */
 void vmig_session_get_stats(struct vmig_session *s,
 			    struct vmig_session_stats *st);
+/*
+ * Thread-safe, like vmig_session_get_stats(), for device dev (its index):
+ * -EINVAL if there is no such device.
+ */
+int vmig_session_get_device_stats(struct vmig_session *s, unsigned int dev,
+				  struct vmig_session_dev_stats *st);
 /* Returns e->err. */
 int vmig_session_get_error(struct vmig_session *s,
 			   struct vmig_session_error *e);
+
+/* ------------------------------------ RAM precopy and convergence (issue 6) */
+
+/*
+ * Precopy of guest RAM follows a ring-first design: a background pass
+ * sends every page once, in order, while the pages the tracker reports
+ * dirty are sent as they come.  The background pass keeps at least one
+ * send in background_share, so it always completes; a dirty page ahead of
+ * the background cursor is left to the pass.  Nothing scans a bitmap (the
+ * bitmap tracker's own sync excepted).  All-zero pages travel as a marker.
+ *
+ * Pages leave through a sink: packets (Documentation/wire.rst, "RAM
+ * packets") built in buffers the sink lends.  vmig_ram_dest_sink() is an
+ * in-process sink that applies them to a struct vmig_ram_dest directly;
+ * vmig_ram_net_connect() sends them over authenticated RAM channels.
+ */
+struct vmig_ram_sink_ops {
+	/* A buffer for one packet of up to size bytes (may wait for one). */
+	int (*get_buf)(void *opaque, size_t size, void **buf);
+	/* Send the packet built in buf (len bytes); buf goes back to the sink. */
+	int (*submit)(void *opaque, void *buf, size_t len);
+	/* No more packets: deliver all, wait for the destination to have them. */
+	int (*finish)(void *opaque);
+};
+
+struct vmig_ram_sink {
+	const struct vmig_ram_sink_ops *ops;
+	void *opaque;
+};
+
+/* The destination's side: the same regions, in the same order. */
+struct vmig_ram_dest;
+
+struct vmig_ram_dest_stats {
+	uint64_t packets;
+	uint64_t pages;		/* entries received */
+	uint64_t zero_pages;	/* of them, zero markers */
+	uint64_t stale;		/* older than what the page holds: dropped */
+	uint64_t bytes;		/* packets, headers included */
+};
+
+/*
+ * Only host_addr and size of the regions are used.  Pages are placed by
+ * packet order: a page older than the copy already placed is dropped, so
+ * packets may be applied from several threads in any order.
+ */
+int vmig_ram_dest_new(const struct vmig_ram_region *regions, unsigned int nr,
+		      struct vmig_ram_dest **out);
+void vmig_ram_dest_free(struct vmig_ram_dest *d);
+/* Check and apply one packet (any thread).  Negative errno if malformed. */
+int vmig_ram_dest_feed(struct vmig_ram_dest *d, const void *pkt, size_t len);
+/* An in-process sink feeding d (for tests, and same-process migration). */
+void vmig_ram_dest_sink(struct vmig_ram_dest *d, struct vmig_ram_sink *sink);
+void vmig_ram_dest_get_stats(struct vmig_ram_dest *d,
+			     struct vmig_ram_dest_stats *st);
+
+/*
+ * RAM over the network: cfg->channels channels of kind RAM, each with the
+ * handshake of Documentation/wire.rst (session id, secret, timeout_ms;
+ * mem_limit bounds the send queue, 8 MiB by default here).  These channels
+ * are not (yet) part of a struct vmig_session: the RAM stream runs beside
+ * it.
+ *
+ * vmig_ram_net_connect() opens them and gives a sink whose finish() sends
+ * every channel's END and waits for the destination's acknowledgment.
+ * vmig_ram_dest_serve() accepts the channels on listen_fd and applies
+ * packets until every channel has ended, then acknowledges.
+ */
+struct vmig_ram_net;
+int vmig_ram_net_connect(const struct vmig_session_config *cfg,
+			 const struct sockaddr *addr, socklen_t addrlen,
+			 struct vmig_ram_net **out);
+void vmig_ram_net_sink(struct vmig_ram_net *n, struct vmig_ram_sink *sink);
+void vmig_ram_net_close(struct vmig_ram_net *n);
+int vmig_ram_dest_serve(struct vmig_ram_dest *d,
+			const struct vmig_session_config *cfg, int listen_fd);
+
+/* The convergence model. */
+struct vmig_converge_info;
+
+enum vmig_converge_result {
+	VMIG_CONVERGE_CONTINUE = 0,	/* keep sending */
+	VMIG_CONVERGE_SWITCHOVER = 1,	/* what is left fits the downtime */
+	VMIG_CONVERGE_STUCK = 2,	/* it will not fit: raise the limit,
+					 * give more bandwidth, or postcopy */
+};
+
+struct vmig_converge_config {
+	/* Largest acceptable downtime (default 300 ms). */
+	uint64_t downtime_ns;
+	/*
+	 * Bytes/s the switchover can count on (QEMU's avail-switchover-
+	 * bandwidth); 0: measured from vmig_converge_account().
+	 */
+	uint64_t bandwidth;
+	/*
+	 * The devices' stop-copy sizes: the exact query (for a VFIO device,
+	 * vmig_vfio_stop_copy_size()).  Between queries a cached value is
+	 * used.  A failing query counts as stuck_size (default 100 GiB).
+	 */
+	unsigned int nr_devices;
+	int (*stop_copy_size)(void *opaque, unsigned int dev, uint64_t *bytes);
+	void *opaque;
+	uint64_t stuck_size;
+	/*
+	 * Exact queries are at least exact_min_ns apart (default 100 ms), and
+	 * made when the cache is exact_max_age_ns old (default 1 s) or when
+	 * the estimate fits the downtime: a switchover is decided only on
+	 * sizes at most exact_min_ns old.
+	 */
+	uint64_t exact_min_ns;
+	uint64_t exact_max_age_ns;
+	/*
+	 * STUCK when pending has not gone below 90 % of its lowest value for
+	 * this long while it does not fit (default 3 s).
+	 */
+	uint64_t stall_ns;
+	/* Optional: called with every STUCK verdict. */
+	void (*not_converging)(void *opaque,
+			       const struct vmig_converge_info *info);
+};
+
+struct vmig_converge_info {
+	uint64_t ram_bytes;		/* the dirty-RAM estimate given */
+	uint64_t device_bytes;		/* sum of the stop-copy sizes used */
+	uint64_t pending_bytes;		/* ram + device */
+	uint64_t bandwidth;		/* bytes/s used (0: none measured yet) */
+	uint64_t expected_downtime_ns;	/* pending / bandwidth */
+	uint64_t downtime_ns;		/* the limit */
+	uint64_t device_age_ns;		/* age of the device sizes used */
+	uint64_t exact_queries;		/* so far, per device */
+	uint64_t estimates;		/* checks answered from the cache */
+};
+
+struct vmig_converge;
+
+void vmig_converge_config_init(struct vmig_converge_config *cfg);
+int vmig_converge_new(const struct vmig_converge_config *cfg,
+		      struct vmig_converge **out);
+void vmig_converge_free(struct vmig_converge *c);
+/* Change the downtime limit (restarts the stall timer). */
+void vmig_converge_set_downtime(struct vmig_converge *c, uint64_t ns);
+/*
+ * Bytes sent at time now_ns (CLOCK_MONOTONIC; 0: now), for the measured
+ * bandwidth.
+ */
+void vmig_converge_account(struct vmig_converge *c, uint64_t bytes,
+			   uint64_t now_ns);
+/*
+ * Decide, with ram_bytes of RAM still to send, at now_ns (0: now).
+ * Returns an enum vmig_converge_result, or a negative errno; fills info
+ * (if not NULL).
+ */
+int vmig_converge_check(struct vmig_converge *c, uint64_t ram_bytes,
+			uint64_t now_ns, struct vmig_converge_info *info);
+
+/* The precopy sender. */
+struct vmig_ram_precopy_config {
+	unsigned int batch_pages;	/* pages per packet (default 64,
+					 * at most 256) */
+	unsigned int background_share;	/* 1 page in N for the background
+					 * pass at least (default 4) */
+	uint64_t max_bandwidth;		/* bytes/s; 0: unlimited */
+	unsigned int sync_ms;		/* tracker sync period (default 10) */
+	unsigned int check_ms;		/* convergence checks (default 20) */
+};
+
+struct vmig_ram_precopy_stats {
+	uint64_t packets;
+	uint64_t bytes;			/* packets, headers included */
+	uint64_t pages;			/* entries sent */
+	uint64_t zero_pages;		/* of them, zero markers */
+	uint64_t background_pages;	/* sent by the background pass */
+	uint64_t dirty_pages;		/* sent from the dirty set */
+	uint64_t skipped;		/* dirty, left to the background pass */
+	uint64_t syncs;
+	bool background_done;
+	uint64_t final_pages;		/* sent by vmig_ram_precopy_complete() */
+	uint64_t complete_ns;		/* its duration */
+};
+
+struct vmig_ram_precopy;
+
+/*
+ * Tracking must have started (vmig_ram_track_start()) before the precopy
+ * is created; the sink stays the caller's.
+ */
+int vmig_ram_precopy_new(struct vmig_ram *ram,
+			 const struct vmig_ram_sink *sink,
+			 const struct vmig_ram_precopy_config *cfg,
+			 struct vmig_ram_precopy **out);
+void vmig_ram_precopy_free(struct vmig_ram_precopy *p);
+/* Send one packet; returns the pages in it (0: nothing to send now). */
+int vmig_ram_precopy_step(struct vmig_ram_precopy *p);
+/* Pages still to send: background pass left plus the dirty set. */
+uint64_t vmig_ram_precopy_pending(struct vmig_ram_precopy *p);
+/*
+ * Send until c says VMIG_CONVERGE_SWITCHOVER or VMIG_CONVERGE_STUCK
+ * (returned), or a negative errno.  Sleeps when there is nothing to send.
+ * On STUCK nothing runs until the caller calls again.
+ */
+int vmig_ram_precopy_run(struct vmig_ram_precopy *p, struct vmig_converge *c);
+/*
+ * The vCPUs are stopped: the last sync, every page left, then the sink's
+ * finish().  Tracking may then stop.
+ */
+int vmig_ram_precopy_complete(struct vmig_ram_precopy *p);
+void vmig_ram_precopy_get_stats(struct vmig_ram_precopy *p,
+				struct vmig_ram_precopy_stats *st);
 
 #ifdef __cplusplus
 }

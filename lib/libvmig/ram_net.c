@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Guest RAM over the network: channels of kind RAM.
+ *
+ * Source: the precopy builds packets in buffers of a bounded queue (the
+ * device-state transport's vmig_txq); one sender thread per channel takes
+ * the oldest packet and sends it.  finish() closes the queue; each sender
+ * ends its channel with an END packet, and channel 0 then waits for the
+ * destination's acknowledgment (magic, status).
+ *
+ * Destination: one receiver thread per channel reads packets and applies
+ * them (vmig_ram_dest_feed()); when every channel has ended, channel 0
+ * carries the acknowledgment.  Packets of one page from two channels are
+ * ordered by their seq (see ram_recv.c).
+ *
+ * The channels use the handshake of the device-state transport (same
+ * session id and secret), with kind RAM; they run beside a struct
+ * vmig_session, not inside it.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ram_xfer.h"
+#include "transport.h"
+
+struct net_chan {
+	struct vmig_ram_net *net;
+	unsigned int idx;
+	int fd;
+	pthread_t thread;
+	bool started;
+	int err;
+};
+
+struct vmig_ram_net {
+	struct vmig_txq *q;
+	unsigned int nchan;
+	struct net_chan *chans;
+	int err;			/* first error */
+	pthread_mutex_t lock;
+	bool finished;
+};
+
+static void net_fail(struct vmig_ram_net *n, int err)
+{
+	pthread_mutex_lock(&n->lock);
+	if (!n->err)
+		n->err = err;
+	pthread_mutex_unlock(&n->lock);
+	vmig_txq_abort(n->q);
+}
+
+static int send_end(struct vmig_uio *io, int fd)
+{
+	uint8_t b[RAM_PKT_HDR_LEN];
+	struct ram_pkt_hdr h = { .flags = RAM_PKT_F_END };
+	ssize_t ret;
+
+	ram_pkt_seal(&h, b);
+	ret = vmig_uio_send(io, fd, b, sizeof(b));
+	return ret < 0 ? (int)ret : 0;
+}
+
+static void *sender(void *arg)
+{
+	struct net_chan *c = arg;
+	struct vmig_ram_net *n = c->net;
+	struct vmig_uio io;
+	struct vmig_txbuf *b;
+	ssize_t ret;
+
+	c->err = vmig_uio_init(&io);
+	if (c->err) {
+		net_fail(n, c->err);
+		return NULL;
+	}
+	while ((b = vmig_txq_pop(n->q))) {
+		ret = vmig_uio_send(&io, c->fd, b->data, b->len);
+		vmig_txq_put(n->q, b);
+		if (ret < 0) {
+			c->err = ret;
+			vmig_err("ram channel %u: send: %d", c->idx, c->err);
+			net_fail(n, c->err);
+			break;
+		}
+	}
+	if (!c->err && !n->err)
+		c->err = send_end(&io, c->fd);
+	vmig_uio_exit(&io);
+	return NULL;
+}
+
+VMIG_EXPORT int vmig_ram_net_connect(const struct vmig_session_config *cfg,
+				     const struct sockaddr *addr,
+				     socklen_t addrlen,
+				     struct vmig_ram_net **out)
+{
+	struct vmig_chan_auth auth = { 0 };
+	struct vmig_chan_id id = { 0 };
+	struct vmig_ram_net *n;
+	uint64_t mem;
+	unsigned int i;
+	int ret;
+
+	if (!cfg || !addr || !out || !cfg->secret ||
+	    cfg->secret_len < VMIG_SECRET_MIN_LEN ||
+	    cfg->secret_len > VMIG_SECRET_MAX_LEN ||
+	    cfg->channels > VMIG_MAX_CHANNELS)
+		return -EINVAL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_init(&n->lock, NULL);
+	n->nchan = cfg->channels ? cfg->channels : 1;
+	/*
+	 * A short queue: the convergence model measures the bandwidth where
+	 * packets enter it, so what it holds is not counted as sent for long.
+	 */
+	mem = cfg->mem_limit ? cfg->mem_limit : 8ULL << 20;
+	if (mem < 2 * RAM_MAX_PKT)
+		mem = 2 * RAM_MAX_PKT;
+	ret = vmig_txq_create(mem, RAM_MAX_PAYLOAD, &n->q);
+	if (ret)
+		goto fail;
+	n->chans = calloc(n->nchan, sizeof(*n->chans));
+	if (!n->chans) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < n->nchan; i++)
+		n->chans[i].fd = -1;
+
+	memcpy(auth.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
+	auth.secret = cfg->secret;
+	auth.secret_len = cfg->secret_len;
+	auth.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	memcpy(id.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
+	id.kind = VMIG_CHAN_RAM;
+	id.count = n->nchan;
+	for (i = 0; i < n->nchan; i++) {
+		id.index = i;
+		ret = vmig_chan_connect(addr, addrlen, &auth, &id);
+		if (ret < 0) {
+			vmig_err("ram channel %u: connect: %d", i, ret);
+			goto fail;
+		}
+		n->chans[i].fd = ret;
+		n->chans[i].net = n;
+		n->chans[i].idx = i;
+	}
+	for (i = 0; i < n->nchan; i++) {
+		ret = -pthread_create(&n->chans[i].thread, NULL, sender,
+				      &n->chans[i]);
+		if (ret)
+			goto fail;
+		n->chans[i].started = true;
+	}
+	*out = n;
+	return 0;
+fail:
+	vmig_ram_net_close(n);
+	return ret;
+}
+
+static void join(struct vmig_ram_net *n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n->nchan; i++) {
+		if (!n->chans[i].started)
+			continue;
+		pthread_join(n->chans[i].thread, NULL);
+		n->chans[i].started = false;
+		if (n->chans[i].err && !n->err)
+			n->err = n->chans[i].err;
+	}
+}
+
+VMIG_EXPORT void vmig_ram_net_close(struct vmig_ram_net *n)
+{
+	unsigned int i;
+
+	if (!n)
+		return;
+	if (n->q)
+		vmig_txq_abort(n->q);
+	if (n->chans) {
+		join(n);
+		for (i = 0; i < n->nchan; i++)
+			if (n->chans[i].fd >= 0)
+				close(n->chans[i].fd);
+	}
+	free(n->chans);
+	vmig_txq_destroy(n->q);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+static int net_get_buf(void *opaque, size_t size, void **buf)
+{
+	struct vmig_ram_net *n = opaque;
+	struct vmig_txbuf *b;
+	int ret;
+
+	if (size > RAM_MAX_PKT)
+		return -EMSGSIZE;
+	ret = vmig_txq_get(n->q, &b);
+	if (ret)
+		return n->err ? n->err : ret;
+	*buf = b->data;
+	return 0;
+}
+
+static int net_submit(void *opaque, void *buf, size_t len)
+{
+	struct vmig_ram_net *n = opaque;
+	struct vmig_txbuf *b = (struct vmig_txbuf *)((uint8_t *)buf -
+				offsetof(struct vmig_txbuf, data));
+
+	b->len = len;
+	vmig_txq_push(n->q, b);
+	return n->err;
+}
+
+static int net_finish(void *opaque)
+{
+	struct vmig_ram_net *n = opaque;
+	uint8_t ack[RAM_ACK_LEN];
+	uint32_t magic, status;
+	ssize_t ret;
+
+	if (n->finished)
+		return -EINVAL;
+	n->finished = true;
+	vmig_txq_close(n->q);
+	join(n);
+	if (n->err)
+		return n->err;
+	ret = vmig_recv_all(n->chans[0].fd, ack, sizeof(ack));
+	if (ret != sizeof(ack))
+		return ret < 0 ? (int)ret : -ECONNRESET;
+	memcpy(&magic, ack, 4);
+	memcpy(&status, ack + 4, 4);
+	if (le32toh(magic) != RAM_ACK_MAGIC)
+		return -EPROTO;
+	return -(int)le32toh(status);
+}
+
+static const struct vmig_ram_sink_ops net_ops = {
+	.get_buf = net_get_buf,
+	.submit = net_submit,
+	.finish = net_finish,
+};
+
+VMIG_EXPORT void vmig_ram_net_sink(struct vmig_ram_net *n,
+				   struct vmig_ram_sink *sink)
+{
+	sink->ops = &net_ops;
+	sink->opaque = n;
+}
+
+/* ---------------------------------------------------------- destination */
+
+struct serve {
+	struct vmig_ram_dest *d;
+	unsigned int count;		/* channels, 0 until the first */
+	int *fds;
+	int err;
+	pthread_mutex_t lock;
+};
+
+struct recv_chan {
+	struct serve *sv;
+	unsigned int idx;
+	pthread_t thread;
+	int err;
+};
+
+static int serve_wanted(const struct vmig_chan_id *id, void *opaque)
+{
+	struct serve *sv = opaque;
+
+	if (id->kind != VMIG_CHAN_RAM)
+		return -EPROTONOSUPPORT;
+	if (!id->count || id->count > VMIG_MAX_CHANNELS ||
+	    id->index >= id->count || (sv->count && id->count != sv->count))
+		return -EINVAL;
+	if (sv->count && sv->fds[id->index] >= 0)
+		return -EEXIST;
+	return 0;
+}
+
+static void *receiver(void *arg)
+{
+	struct recv_chan *rc = arg;
+	struct serve *sv = rc->sv;
+	int fd = sv->fds[rc->idx];
+	struct ram_pkt_hdr h;
+	struct vmig_uio io;
+	const char *why;
+	unsigned int i;
+	uint8_t *buf;
+	ssize_t ret;
+
+	buf = malloc(RAM_MAX_PKT);
+	if (!buf) {
+		rc->err = -ENOMEM;
+		return NULL;
+	}
+	ret = vmig_uio_init(&io);
+	if (ret) {
+		rc->err = ret;
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ret = vmig_uio_recv(&io, fd, buf, RAM_PKT_HDR_LEN);
+		if (ret != RAM_PKT_HDR_LEN) {
+			rc->err = ret < 0 ? (int)ret : -ECONNRESET;
+			vmig_err("ram channel %u: ended before its END: %d",
+				 rc->idx, rc->err);
+			break;
+		}
+		ret = ram_pkt_decode(buf, &h, &why);
+		if (ret) {
+			rc->err = ret;
+			vmig_err("ram channel %u: %s", rc->idx, why);
+			break;
+		}
+		if (h.len) {
+			ret = vmig_uio_recv(&io, fd, buf + RAM_PKT_HDR_LEN,
+					    h.len);
+			if (ret != h.len) {
+				rc->err = ret < 0 ? (int)ret : -ECONNRESET;
+				break;
+			}
+		}
+		ret = vmig_ram_dest_feed(sv->d, buf, RAM_PKT_HDR_LEN + h.len);
+		if (ret) {
+			rc->err = ret;
+			break;
+		}
+		if (h.flags & RAM_PKT_F_END)
+			break;
+	}
+	if (rc->err) {
+		/* Unblock the others: the migration has failed. */
+		pthread_mutex_lock(&sv->lock);
+		if (!sv->err)
+			sv->err = rc->err;
+		pthread_mutex_unlock(&sv->lock);
+		for (i = 0; i < sv->count; i++)
+			shutdown(sv->fds[i], SHUT_RDWR);
+	}
+	vmig_uio_exit(&io);
+	free(buf);
+	return NULL;
+}
+
+static int serve_accept(struct serve *sv, const struct vmig_chan_auth *auth,
+			int listen_fd, unsigned int *have)
+{
+	struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+	struct vmig_chan_id id;
+	const char *why;
+	unsigned int i;
+	int fd, ret;
+
+	ret = poll(&pfd, 1, auth->timeout_ms ? (int)auth->timeout_ms : -1);
+	if (ret < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (!ret)
+		return -ETIMEDOUT;
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return errno == EINTR || errno == EAGAIN ||
+		       errno == ECONNABORTED ? 0 : -errno;
+	ret = vmig_chan_handshake_accept(fd, auth, serve_wanted, sv, &id, &why);
+	if (ret) {
+		vmig_warn("ram destination: refused a connection: %s", why);
+		close(fd);
+		return 0;
+	}
+	if (!sv->count) {
+		sv->fds = calloc(id.count, sizeof(int));
+		if (!sv->fds) {
+			close(fd);
+			return -ENOMEM;
+		}
+		for (i = 0; i < id.count; i++)
+			sv->fds[i] = -1;
+		sv->count = id.count;
+	}
+	sv->fds[id.index] = fd;
+	(*have)++;
+	return 0;
+}
+
+VMIG_EXPORT int vmig_ram_dest_serve(struct vmig_ram_dest *d,
+				    const struct vmig_session_config *cfg,
+				    int listen_fd)
+{
+	struct vmig_chan_auth auth = { 0 };
+	struct serve sv = { .d = d };
+	struct recv_chan *rcs = NULL;
+	uint8_t ack[RAM_ACK_LEN];
+	unsigned int i, have = 0, started = 0;
+	uint32_t v;
+	int ret = 0;
+
+	if (!d || !cfg || !cfg->secret || listen_fd < 0)
+		return -EINVAL;
+	pthread_mutex_init(&sv.lock, NULL);
+	memcpy(auth.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
+	auth.secret = cfg->secret;
+	auth.secret_len = cfg->secret_len;
+	auth.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	while (!sv.count || have < sv.count) {
+		ret = serve_accept(&sv, &auth, listen_fd, &have);
+		if (ret)
+			goto out;
+	}
+	rcs = calloc(sv.count, sizeof(*rcs));
+	if (!rcs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < sv.count; i++) {
+		rcs[i].sv = &sv;
+		rcs[i].idx = i;
+		ret = -pthread_create(&rcs[i].thread, NULL, receiver, &rcs[i]);
+		if (ret) {
+			for (i = 0; i < sv.count; i++)
+				shutdown(sv.fds[i], SHUT_RDWR);
+			break;
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(rcs[i].thread, NULL);
+	if (!ret)
+		ret = sv.err;
+	v = htole32(RAM_ACK_MAGIC);
+	memcpy(ack, &v, 4);
+	v = htole32(-ret);
+	memcpy(ack + 4, &v, 4);
+	vmig_send_all(sv.fds[0], ack, sizeof(ack));
+out:
+	for (i = 0; i < sv.count; i++)
+		if (sv.fds[i] >= 0)
+			close(sv.fds[i]);
+	free(sv.fds);
+	free(rcs);
+	pthread_mutex_destroy(&sv.lock);
+	return ret;
+}
