@@ -17,6 +17,8 @@
 
 static const struct vmigctl_group *const groups[] = {
 	&vmigctl_migrate_local,
+	&vmigctl_migrate_net,
+	&vmigctl_dev,
 };
 
 #define NR_GROUPS (sizeof(groups) / sizeof(groups[0]))

@@ -29,6 +29,8 @@ struct vmigctl_group {
 };
 
 extern const struct vmigctl_group vmigctl_migrate_local;
+extern const struct vmigctl_group vmigctl_migrate_net;
+extern const struct vmigctl_group vmigctl_dev;
 
 /* ------------------------------------------------------------- helpers */
 
@@ -57,7 +59,57 @@ double vmigctl_now(void);
 /* Print s as a JSON string literal (with quotes). */
 void vmigctl_json_string(FILE *f, const char *s);
 
+/*
+ * An errno by name ("EIO", "enospc") or number (1..4095): 0 or -EINVAL.
+ */
+int vmigctl_parse_errno(const char *s, int *out);
+
+/* "EIO" for 5; NULL for a number without a name. */
+const char *vmigctl_errno_name(int err);
+
 /* Print "vmigctl: <message>\n" on stderr. */
 void vmigctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------- generic netlink (nl.c) */
+
+struct nl_sock;
+struct nl_msg;
+
+/* A socket of the vfio_migsim generic netlink family. */
+struct vmigctl_nl {
+	struct nl_sock *sk;
+	int family;			/* resolved family id */
+	/* after a failed request: the kernel's extack, if it sent one */
+	char ext_msg[256];
+	const char *ext_attr;		/* keyword of the attribute it blamed */
+};
+
+/*
+ * Connect and resolve the family.  On failure prints why (e.g. the module
+ * is not loaded) and returns a negative errno.
+ */
+int vmigctl_nl_open(struct vmigctl_nl *nl);
+void vmigctl_nl_close(struct vmigctl_nl *nl);
+
+/* A new request of the family: cmd, NLM_F_* flags (e.g. NLM_F_DUMP). */
+struct nl_msg *vmigctl_nl_msg(struct vmigctl_nl *nl, uint8_t cmd, int flags);
+
+/*
+ * Send msg (always freed) and receive until its ACK, the end of a dump, or
+ * an error.  valid (may be NULL) is called for every reply message; a
+ * negative return from it fails the request with that errno.  Returns 0 or
+ * a negative errno; nl->ext_msg and nl->ext_attr describe a kernel error.
+ */
+int vmigctl_nl_request(struct vmigctl_nl *nl, struct nl_msg *msg,
+		       int (*valid)(struct nl_msg *msg, void *arg), void *arg);
+
+/* Join the "events" multicast group and turn off sequence checks. */
+int vmigctl_nl_subscribe(struct vmigctl_nl *nl);
+
+/*
+ * Print "vmigctl: <what>: [<attr>: ]<extack> (<strerror>)" for a failed
+ * request, or "vmigctl: <what>: <strerror>" without an extack.
+ */
+void vmigctl_nl_perror(struct vmigctl_nl *nl, int err, const char *what);
 
 #endif /* VMIGCTL_H */
