@@ -30,6 +30,8 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+# loopback TCP (vmigctl migrate send/recv over 127.0.0.1)
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
 
 say() {
 	echo "# vmig: $*"
@@ -51,6 +53,7 @@ MODE=tests
 TESTS=
 TEST_ARGS=
 DEMO_SIZE=
+MIGSIM_PARAMS=
 # shellcheck source=/dev/null
 . /vmig/run.conf
 export DEMO_SIZE
@@ -67,7 +70,8 @@ done < /vmig/modules.list
 
 migsim=0
 if [ -f /vmig/vfio-migsim.ko ]; then
-	if insmod /vmig/vfio-migsim.ko; then
+	# shellcheck disable=SC2086 # a list of module parameters
+	if insmod /vmig/vfio-migsim.ko $MIGSIM_PARAMS; then
 		migsim=1
 		say "migsim loaded"
 	else

@@ -14,7 +14,8 @@
 #
 # Environment: KVER (default: newest installed 6.12.*-amd64), VM_MEM (4G),
 # VM_SMP (2), VM_TIMEOUT (seconds, 1200), VM_APPEND (extra kernel
-# parameters), DEMO_SIZE (256M), BUILD (default: <repo>/build), VM_LOG
+# parameters), DEMO_SIZE (256M), MIGSIM_PARAMS (vfio-migsim.ko's module
+# parameters, default "default_state_size=1M"), BUILD (default: <repo>/build), VM_LOG
 # (where the console log is kept, default build/vm/console.log).
 #
 # Several runs may share a build directory: each packs and logs in its own
@@ -212,6 +213,10 @@ build_run() {
 		printf "TESTS='%s'\n" "${tests[*]}"
 		printf "TEST_ARGS='%s'\n" "${test_args//\'/}"
 		printf "DEMO_SIZE='%s'\n" "${DEMO_SIZE:-256M}"
+		# a 64 MiB default state makes every instance cost ~1 s to
+		# create under TCG; the tests size what they need themselves
+		printf "MIGSIM_PARAMS='%s'\n" \
+			"${MIGSIM_PARAMS-default_state_size=1M}"
 	} >"$root/vmig/run.conf"
 
 	if [[ -f $MIGSIM_KO ]]; then
