@@ -211,6 +211,20 @@ static const struct vfio_device_ops migsim_dev_ops = {
 
 /* ------------------------------------------------------------ sysfs */
 
+/* name_show(): one value of the instance, read under state_mutex. */
+#define MIGSIM_SHOW(name, fmt, expr)					\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	struct migsim_dev *mdev = dev_to_migsim(dev);			\
+	u64 v;								\
+									\
+	mutex_lock(&mdev->state_mutex);					\
+	v = (expr);							\
+	mutex_unlock(&mdev->state_mutex);				\
+	return sysfs_emit(buf, fmt "\n", v);				\
+}
+
 /* A byte count with an optional K/M/G suffix, as memparse() reads it. */
 static int migsim_parse_size(const char *buf, u64 *val)
 {
@@ -227,17 +241,7 @@ static struct migsim_dev *dev_to_migsim(struct device *dev)
 	return dev_get_drvdata(dev);
 }
 
-static ssize_t state_size_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 size;
-
-	mutex_lock(&mdev->state_mutex);
-	size = mdev->store->size;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%llu\n", size);
-}
+MIGSIM_SHOW(state_size, "%llu", mdev->store->size);
 
 static ssize_t state_size_store(struct device *dev,
 				struct device_attribute *attr,
@@ -257,17 +261,7 @@ static ssize_t state_size_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(state_size);
 
-static ssize_t dirty_rate_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 rate;
-
-	mutex_lock(&mdev->state_mutex);
-	rate = mdev->engine.rate;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%llu\n", rate);
-}
+MIGSIM_SHOW(dirty_rate, "%llu", mdev->engine.rate);
 
 static ssize_t dirty_rate_store(struct device *dev,
 				struct device_attribute *attr,
@@ -287,17 +281,7 @@ static ssize_t dirty_rate_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(dirty_rate);
 
-static ssize_t hot_set_show(struct device *dev, struct device_attribute *attr,
-			    char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u32 hot;
-
-	mutex_lock(&mdev->state_mutex);
-	hot = mdev->engine.hot_permille;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%u\n", hot);
-}
+MIGSIM_SHOW(hot_set, "%llu", mdev->engine.hot_permille);
 
 static ssize_t hot_set_store(struct device *dev,
 			     struct device_attribute *attr,
@@ -319,17 +303,7 @@ static ssize_t hot_set_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(hot_set);
 
-static ssize_t nonprecopy_size_show(struct device *dev,
-				    struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 np;
-
-	mutex_lock(&mdev->state_mutex);
-	np = mdev->nonprecopy_size;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%llu\n", np);
-}
+MIGSIM_SHOW(nonprecopy_size, "%llu", mdev->nonprecopy_size);
 
 static ssize_t nonprecopy_size_store(struct device *dev,
 				     struct device_attribute *attr,
@@ -354,17 +328,7 @@ static ssize_t nonprecopy_size_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(nonprecopy_size);
 
-static ssize_t bytes_dirtied_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 n;
-
-	mutex_lock(&mdev->state_mutex);
-	n = mdev->engine.bytes_dirtied;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%llu\n", n);
-}
+MIGSIM_SHOW(bytes_dirtied, "%llu", mdev->engine.bytes_dirtied);
 static DEVICE_ATTR_RO(bytes_dirtied);
 
 static ssize_t migration_params_show(struct device *dev,
@@ -456,50 +420,16 @@ static ssize_t migration_params_store(struct device *dev,
 }
 static DEVICE_ATTR_RW(migration_params);
 
-static ssize_t chunk_size_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", dev_to_migsim(dev)->store->chunk_size);
-}
+MIGSIM_SHOW(chunk_size, "%llu", mdev->store->chunk_size);
 static DEVICE_ATTR_RO(chunk_size);
 
-static ssize_t seed_show(struct device *dev, struct device_attribute *attr,
-			 char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 seed;
-
-	mutex_lock(&mdev->state_mutex);
-	seed = mdev->store->seed;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "0x%016llx\n", seed);
-}
+MIGSIM_SHOW(seed, "0x%016llx", mdev->store->seed);
 static DEVICE_ATTR_RO(seed);
 
-static ssize_t checksum_show(struct device *dev,
-			     struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u32 sum;
-
-	mutex_lock(&mdev->state_mutex);
-	sum = migsim_checksum(mdev);
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "0x%08x\n", sum);
-}
+MIGSIM_SHOW(checksum, "0x%08llx", migsim_checksum(mdev));
 static DEVICE_ATTR_RO(checksum);
 
-static ssize_t generation_show(struct device *dev,
-			       struct device_attribute *attr, char *buf)
-{
-	struct migsim_dev *mdev = dev_to_migsim(dev);
-	u64 gen;
-
-	mutex_lock(&mdev->state_mutex);
-	gen = mdev->generation;
-	mutex_unlock(&mdev->state_mutex);
-	return sysfs_emit(buf, "%llu\n", gen);
-}
+MIGSIM_SHOW(generation, "%llu", mdev->generation);
 static DEVICE_ATTR_RO(generation);
 
 static ssize_t migration_state_show(struct device *dev,

@@ -42,33 +42,9 @@
 static const char client_label[] = "vmig-client";
 static const char server_label[] = "vmig-server";
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
 
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
 
 /* ------------------------------------------------------ blocking helpers */
 

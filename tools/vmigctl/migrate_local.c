@@ -523,16 +523,6 @@ static void print_json(const struct ml_opts *o, const struct ml_result *r)
 
 /* ------------------------------------------------------------- command */
 
-static int parse_size_opt(const char *name, const char *arg, uint64_t *out)
-{
-	int ret = vmigctl_parse_size(arg, out);
-
-	if (ret)
-		vmigctl_error("%s: bad size \"%s\": %s", name, arg,
-			      strerror(-ret));
-	return ret;
-}
-
 static int migrate_local_run(int argc, char **argv)
 {
 	enum { OPT_PRECOPY = 256, OPT_PRECOPY_LIMIT, OPT_BUF_SIZE, OPT_JSON };
@@ -554,12 +544,12 @@ static int migrate_local_run(int argc, char **argv)
 			o.precopy = true;
 			break;
 		case OPT_PRECOPY_LIMIT:
-			if (parse_size_opt("--precopy-limit", optarg,
+			if (vmigctl_parse_size_opt("--precopy-limit", optarg,
 					   &o.precopy_limit))
 				return VMIGCTL_EXIT_USAGE;
 			break;
 		case OPT_BUF_SIZE:
-			if (parse_size_opt("--buf-size", optarg, &o.buf_size))
+			if (vmigctl_parse_size_opt("--buf-size", optarg, &o.buf_size))
 				return VMIGCTL_EXIT_USAGE;
 			if (!o.buf_size || o.buf_size > MAX_BUF_SIZE) {
 				vmigctl_error("--buf-size: between 1 and 1G");

@@ -678,16 +678,6 @@ static void print_json(const struct mn_opts *o, const struct mn_result *r)
 
 /* ------------------------------------------------------------- command */
 
-static int parse_size_opt(const char *name, const char *arg, uint64_t *out)
-{
-	int ret = vmigctl_parse_size(arg, out);
-
-	if (ret)
-		vmigctl_error("%s: bad size \"%s\": %s", name, arg,
-			      strerror(-ret));
-	return ret;
-}
-
 static int migrate_net_run(int argc, char **argv)
 {
 	enum {
@@ -790,7 +780,7 @@ static int migrate_net_run(int argc, char **argv)
 				return VMIGCTL_EXIT_USAGE;
 			break;
 		case OPT_CHUNK:
-			if (parse_size_opt("--chunk-size", optarg,
+			if (vmigctl_parse_size_opt("--chunk-size", optarg,
 					   &o.chunk_size))
 				return VMIGCTL_EXIT_USAGE;
 			if (!o.chunk_size || o.chunk_size > (64ULL << 20)) {
@@ -799,7 +789,7 @@ static int migrate_net_run(int argc, char **argv)
 			}
 			break;
 		case OPT_MEM:
-			if (parse_size_opt("--mem-limit", optarg, &o.mem_limit))
+			if (vmigctl_parse_size_opt("--mem-limit", optarg, &o.mem_limit))
 				return VMIGCTL_EXIT_USAGE;
 			break;
 		case OPT_TIMEOUT:

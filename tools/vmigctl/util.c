@@ -224,3 +224,14 @@ const char *vmigctl_errno_name(int err)
 			return errno_names[i].name;
 	return NULL;
 }
+
+/* A size option's value, with an error message naming the option. */
+int vmigctl_parse_size_opt(const char *name, const char *arg, uint64_t *out)
+{
+	int ret = vmigctl_parse_size(arg, out);
+
+	if (ret)
+		vmigctl_error("%s: bad size \"%s\": %s", name, arg,
+			      strerror(-ret));
+	return ret;
+}

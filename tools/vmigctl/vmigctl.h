@@ -42,6 +42,7 @@ extern const char *vmigctl_prog;	/* "vmigctl" */
  * errors, -ERANGE on overflow.
  */
 int vmigctl_parse_size(const char *s, uint64_t *out);
+int vmigctl_parse_size_opt(const char *name, const char *arg, uint64_t *out);
 
 /* "1.50 GiB", "512 B": for human output, into buf. */
 const char *vmigctl_format_size(uint64_t bytes, char *buf, size_t len);
