@@ -19,6 +19,13 @@
  *	SWITCHOVER_ACK  dest -> source: every device's initial data is loaded
  *	LOADED          dest -> source: every device loaded its state (STOP)
  *	ERROR           either way: errno, device, channel, message
+ *	PROGRESS        dest -> source: bytes written to the devices' data fds
+ *	                so far (after SWITCHOVER_ACK, as they change)
+ *
+ * Switchover: precopy data the source has read but the destination has
+ * not written yet (queue, sockets, reassembly) would be written while the
+ * devices are stopped, so the source stops them only once the destination
+ * reports that backlog below cfg.switchover_max_queued.
  */
 #include <endian.h>
 #include <errno.h>
@@ -40,6 +47,9 @@
 #define DEFAULT_MEM		(64ULL << 20)
 #define DEFAULT_TIMEOUT_MS	10000
 #define PRECOPY_POLL_MS		5
+#define PROGRESS_MS		2	/* destination: PROGRESS about this often */
+#define DEFAULT_MAX_QUEUED	(1ULL << 20)
+#define PEER_ERROR_GRACE_MS	200
 #define MSG_HDR_LEN		8
 #define MSG_MAX_LEN		(64U << 10)
 #define ERR_MSG_LEN		256
@@ -52,6 +62,7 @@ enum msg_type {
 	MSG_SWITCHOVER_ACK = 4,
 	MSG_LOADED = 5,
 	MSG_ERROR = 6,
+	MSG_PROGRESS = 7,
 };
 
 #define CONFIG_F_ZSTD		(1U << 0)
@@ -124,6 +135,8 @@ struct vmig_session {
 	struct vmig_txq *txq;
 	bool stop_readers;
 	unsigned int readers_done;
+	uint64_t dest_written;		/* the last PROGRESS */
+	uint64_t switchover_queued;	/* queued_bytes() at t_stop */
 	/* destination */
 	struct vmig_rx *rx;
 	unsigned int chans_ended;
@@ -347,6 +360,7 @@ VMIG_EXPORT void vmig_session_config_init(struct vmig_session_config *cfg)
 	cfg->mem_limit = DEFAULT_MEM;
 	cfg->precopy = true;
 	cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
+	cfg->switchover_max_queued = DEFAULT_MAX_QUEUED;
 }
 
 VMIG_EXPORT int vmig_session_create(enum vmig_role role,
@@ -842,6 +856,27 @@ static int set_state(struct sdev *d, enum vmig_dev_state st, int *data_fd)
 	return ret;
 }
 
+/*
+ * A data channel broke.  If the peer failed, it sent ERROR on the main
+ * channel before it shut its data channels: give the control thread a
+ * moment to read it, so that the cause is reported rather than this
+ * consequence (which is reported if nothing else comes).
+ */
+static void await_peer_error(struct vmig_session *s)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += PEER_ERROR_GRACE_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&s->lock);
+	while (!s->failed &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void *sender(void *arg)
 {
 	struct chan *c = arg;
@@ -867,6 +902,8 @@ static void *sender(void *arg)
 		}
 		vmig_txq_put(s->txq, b);
 		if (n < 0) {
+			if (n == -EPIPE || n == -ECONNRESET)
+				await_peer_error(s);
 			fail(s, n, -1, c->index, "data channel %u: sending: %s",
 			     c->index, strerror(-n));
 			break;
@@ -1063,7 +1100,46 @@ static bool all_idle(struct vmig_session *s)
 	return idle;
 }
 
-/* Precopy until acknowledged and settled. */
+/*
+ * Precopy data read from the devices that the destination has not reported
+ * written to their data fds yet: what the switchover would still have to
+ * carry besides the stop-copy data.
+ */
+static uint64_t queued_bytes(struct vmig_session *s)
+{
+	uint64_t read = 0, written;
+	unsigned int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ndev; i++)
+		read += s->devs[i].precopy_bytes;
+	written = s->dest_written;
+	pthread_mutex_unlock(&s->lock);
+	return read > written ? read - written : 0;
+}
+
+/* A message before the switchover: SWITCHOVER_ACK (once) or PROGRESS. */
+static int precopy_msg(struct vmig_session *s, uint32_t type,
+		       const uint8_t *buf, uint32_t len, bool *ack)
+{
+	if (type == MSG_PROGRESS && len >= 8) {
+		pthread_mutex_lock(&s->lock);
+		s->dest_written = get64(buf);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (type == MSG_SWITCHOVER_ACK && ack && !*ack) {
+		*ack = true;
+		return 0;
+	}
+	unexpected(s, type);
+	return -EPROTO;
+}
+
+/*
+ * Precopy until acknowledged and settled: every device ran dry and the
+ * backlog fits cfg.switchover_max_queued, or precopy_max_ms is up.
+ */
 static int source_precopy(struct vmig_session *s, uint8_t *buf)
 {
 	uint64_t t_ack = 0, limit = s->cfg.precopy_max_ms * 1000000ULL;
@@ -1074,7 +1150,9 @@ static int source_precopy(struct vmig_session *s, uint8_t *buf)
 	for (;;) {
 		if (failed(s))
 			return s->error.err;
-		if (ack && (all_idle(s) || (limit && now_ns() - t_ack >= limit)))
+		if (ack && ((all_idle(s) &&
+			     queued_bytes(s) <= s->cfg.switchover_max_queued) ||
+			    (limit && now_ns() - t_ack >= limit)))
 			return 0;
 		timeout = ack && limit ? PRECOPY_POLL_MS : -1;
 		ret = control_wait(s, timeout, &type, buf, &len);
@@ -1082,32 +1160,23 @@ static int source_precopy(struct vmig_session *s, uint8_t *buf)
 			return ret;
 		if (ret == 0)
 			continue;
-		if (type != MSG_SWITCHOVER_ACK || ack) {
-			unexpected(s, type);
-			return -EPROTO;
+		ret = precopy_msg(s, type, buf, len, &ack);
+		if (ret)
+			return ret;
+		if (ack && !t_ack) {
+			t_ack = now_ns();
+			vmig_info("migration source: switchover acknowledged after %.1f ms",
+				  (t_ack - s->t_start) / 1e6);
 		}
-		ack = true;
-		t_ack = now_ns();
-		vmig_info("migration source: switchover acknowledged after %.1f ms",
-			  (t_ack - s->t_start) / 1e6);
 	}
 }
 
-static int source_switchover(struct vmig_session *s)
+/* Readers off the PRE_COPY fds: nothing more is read until STOP_COPY. */
+static int park_readers(struct vmig_session *s)
 {
 	unsigned int i;
 	bool parked;
-	int ret, fd;
 
-	if (s->cfg.switchover) {
-		ret = s->cfg.switchover(s->cfg.opaque);
-		if (ret < 0) {
-			fail(s, ret, -1, -1, "switchover refused by the caller");
-			return ret;
-		}
-	}
-
-	/* Readers off the PRE_COPY fds while the devices change state. */
 	pthread_mutex_lock(&s->lock);
 	s->stop_readers = true;
 	pthread_cond_broadcast(&s->cond);
@@ -1120,10 +1189,61 @@ static int source_switchover(struct vmig_session *s)
 		pthread_cond_wait(&s->cond, &s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (failed(s))
-		return s->error.err;
+	return failed(s) ? s->error.err : 0;
+}
 
+/*
+ * With the readers parked, the backlog only shrinks: wait until the
+ * destination reports it within cfg.switchover_max_queued.
+ */
+static int source_drain(struct vmig_session *s, uint8_t *buf)
+{
+	uint64_t t0 = now_ns(), queued;
+	uint32_t type, len;
+	int ret;
+
+	ret = park_readers(s);
+	if (ret)
+		return ret;
+	for (;;) {
+		if (failed(s))
+			return s->error.err;
+		queued = queued_bytes(s);
+		if (queued <= s->cfg.switchover_max_queued)
+			break;
+		ret = control_wait(s, -1, &type, buf, &len);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			continue;
+		ret = precopy_msg(s, type, buf, len, NULL);
+		if (ret)
+			return ret;
+	}
+	vmig_info("migration source: switching over, %llu bytes of precopy data not yet written at the destination (waited %.1f ms for it)",
+		  (unsigned long long)queued, (now_ns() - t0) / 1e6);
+	return 0;
+}
+
+static int source_switchover(struct vmig_session *s)
+{
+	uint64_t queued;
+	unsigned int i;
+	int ret, fd;
+
+	if (s->cfg.switchover) {
+		ret = s->cfg.switchover(s->cfg.opaque);
+		if (ret < 0) {
+			fail(s, ret, -1, -1, "switchover refused by the caller");
+			return ret;
+		}
+	}
+
+	queued = queued_bytes(s);
+	pthread_mutex_lock(&s->lock);
+	s->switchover_queued = queued;
 	s->t_stop = now_ns();
+	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < s->ndev; i++) {
 		struct sdev *d = &s->devs[i];
 
@@ -1186,6 +1306,8 @@ static int source_finish(struct vmig_session *s, uint8_t *buf)
 			return ret;
 		if (ret == 0)
 			continue;
+		if (type == MSG_PROGRESS)
+			continue;	/* only counts before the switchover */
 		if (type != MSG_LOADED) {
 			unexpected(s, type);
 			return -EPROTO;
@@ -1309,6 +1431,8 @@ VMIG_EXPORT int vmig_session_run_source(struct vmig_session *s)
 	ret = source_start(s);
 	if (!ret)
 		ret = source_precopy(s, buf);
+	if (!ret)
+		ret = source_drain(s, buf);
 	if (!ret)
 		ret = source_switchover(s);
 	if (!ret)
@@ -1527,9 +1651,28 @@ static bool main_pending(struct vmig_session *s)
 	return poll(&pfd, 1, 0) == 1;
 }
 
+/* After SWITCHOVER_ACK: tell the source what its devices have written. */
+static int send_progress(struct vmig_session *s, uint64_t *reported)
+{
+	struct vmig_rx_stats rs;
+	uint8_t m[8];
+	int ret;
+
+	vmig_rx_get_stats(s->rx, &rs);
+	if (rs.bytes == *reported)
+		return 0;
+	*reported = rs.bytes;
+	put64(m, rs.bytes);
+	ret = send_msg(s, MSG_PROGRESS, m, sizeof(m));
+	if (ret)
+		fail(s, ret, -1, 0, "main channel: %s", strerror(-ret));
+	return ret;
+}
+
 static int dest_loop(struct vmig_session *s, uint8_t *buf)
 {
 	bool ack_sent = false, input_done = false;
+	uint64_t reported = 0;
 	char msg[256];
 	uint32_t type, len;
 	int ret, st, dev;
@@ -1554,6 +1697,11 @@ static int dest_loop(struct vmig_session *s, uint8_t *buf)
 			}
 			vmig_info("migration destination: initial data loaded");
 		}
+		if (ack_sent) {
+			ret = send_progress(s, &reported);
+			if (ret)
+				return ret;
+		}
 		pthread_mutex_lock(&s->lock);
 		st = !input_done && s->chans_ended == s->nchan;
 		pthread_mutex_unlock(&s->lock);
@@ -1565,7 +1713,8 @@ static int dest_loop(struct vmig_session *s, uint8_t *buf)
 			vmig_rx_input_done(s->rx);
 			continue;
 		}
-		ret = control_wait(s, -1, &type, buf, &len);
+		ret = control_wait(s, ack_sent ? PROGRESS_MS : -1, &type, buf,
+				   &len);
 		if (ret < 0)
 			return ret;
 		if (ret == 0)
@@ -1689,6 +1838,7 @@ VMIG_EXPORT void vmig_session_get_stats(struct vmig_session *s,
 		st->total_ns = (s->t_end ? s->t_end : now_ns()) - s->t_start;
 	if (s->t_stop)
 		st->downtime_ns = (s->t_end ? s->t_end : now_ns()) - s->t_stop;
+	st->switchover_queued = s->switchover_queued;
 	pthread_mutex_unlock(&s->lock);
 
 	st->mem_limit = s->cfg.mem_limit;

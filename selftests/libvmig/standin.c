@@ -4,11 +4,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "standin.h"
@@ -31,20 +33,62 @@ static int write_full(int fd, const uint8_t *p, size_t len, off_t off)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Sleep until t (CLOCK_MONOTONIC, ns). */
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = {
+		.tv_sec = t / 1000000000ULL,
+		.tv_nsec = t % 1000000000ULL,
+	};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+}
+
+/*
+ * Reads the pipe until EOF, or until pipe_stop is set and nothing is left
+ * to read (RESUMING -> STOP: every write into the pipe is done by then).
+ */
 static void *pipe_reader(void *arg)
 {
 	struct standin *d = arg;
+	struct pollfd pfd = { .fd = d->own_fd, .events = POLLIN };
+	uint64_t t0 = mono_ns(), rate = d->pipe_rate;
 	uint8_t buf[65536];
-	off_t off = 0;
+	size_t off = 0;
 	ssize_t n;
-	bool fired = false;
+	bool fired = false, stop;
+	int r;
 
 	for (;;) {
+		r = poll(&pfd, 1, 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0) {
+			pthread_mutex_lock(&d->lock);
+			stop = d->pipe_stop;
+			pthread_mutex_unlock(&d->lock);
+			if (stop)
+				break;
+			continue;
+		}
 		n = read(d->own_fd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
 		pthread_mutex_lock(&d->lock);
-		d->loaded = realloc(d->loaded, off + n);
+		if (off + n > d->loaded_cap) {
+			d->loaded_cap = (off + n) * 2;
+			d->loaded = realloc(d->loaded, d->loaded_cap);
+		}
 		memcpy(d->loaded + off, buf, n);
 		off += n;
 		d->loaded_size = off;
@@ -54,6 +98,8 @@ static void *pipe_reader(void *arg)
 			fired = true;
 			d->trigger(d);
 		}
+		if (rate)
+			sleep_until(t0 + off * 1000000000ULL / rate);
 	}
 	return NULL;
 }
@@ -69,6 +115,8 @@ static int arc(struct standin *d, enum vmig_dev_state from,
 {
 	int fd, p[2];
 
+	if (d->on_state)
+		d->on_state(d, from, to);
 	if ((int)to == d->fail_to)
 		return d->fail_err;
 
@@ -111,9 +159,13 @@ static int arc(struct standin *d, enum vmig_dev_state from,
 				return -errno;
 			d->own_fd = p[0];
 			*data_fd = p[1];
+			d->pipe_size = fcntl(p[0], F_GETPIPE_SZ);
 			free(d->loaded);
 			d->loaded = NULL;
 			d->loaded_size = 0;
+			d->loaded_cap = 0;
+			d->piped = 0;
+			d->pipe_stop = false;
 			pthread_create(&d->pipe_thread, NULL, pipe_reader, d);
 			d->pipe_started = true;
 		} else {
@@ -125,11 +177,12 @@ static int arc(struct standin *d, enum vmig_dev_state from,
 		}
 	} else if (from == VMIG_STATE_RESUMING && to == VMIG_STATE_STOP) {
 		if (d->use_pipe) {
-			/*
-			 * Pipe mode is for transfers a test interrupts; what
-			 * the reader thread got so far is in loaded[].
-			 */
-			return -EOPNOTSUPP;
+			/* Everything is in the pipe: let the reader finish. */
+			d->pipe_stop = true;
+			pthread_mutex_unlock(&d->lock);
+			pthread_join(d->pipe_thread, NULL);
+			pthread_mutex_lock(&d->lock);
+			d->pipe_started = false;
 		} else {
 			struct stat st;
 
@@ -151,7 +204,7 @@ static int arc(struct standin *d, enum vmig_dev_state from,
 	/* Leaving the saving group or RESUMING ends the data session. */
 	if ((to == VMIG_STATE_RUNNING || to == VMIG_STATE_STOP ||
 	     to == VMIG_STATE_RUNNING_P2P) && d->own_fd >= 0 &&
-	    !d->use_pipe) {
+	    !d->pipe_started) {
 		close(d->own_fd);
 		d->own_fd = -1;
 	}
@@ -214,6 +267,48 @@ static int standin_reset(void *opaque)
 
 const struct vmig_device_ops standin_ops = {
 	.set_state = standin_set_state,
+	.reset = standin_reset,
+};
+
+/*
+ * PRECOPY_INFO of a source in PRE_COPY: what is left of the first
+ * initial_size bytes, and the rest of the PRE_COPY data not read yet.
+ */
+static int standin_precopy_info(void *opaque, int data_fd, uint64_t *initial,
+				uint64_t *dirty)
+{
+	struct standin *d = opaque;
+	size_t init = d->initial_size ? d->initial_size : d->precopy_size;
+	off_t pos;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->state != VMIG_STATE_PRE_COPY &&
+	    d->state != VMIG_STATE_PRE_COPY_P2P) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pos = lseek(data_fd, 0, SEEK_CUR);
+	if (pos < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if ((size_t)pos > d->precopy_size)
+		pos = d->precopy_size;
+	if (init > d->precopy_size)
+		init = d->precopy_size;
+	*initial = (size_t)pos < init ? init - pos : 0;
+	*dirty = d->precopy_size - pos - *initial;
+	if (d->never_clean && !*dirty)
+		*dirty = 1;	/* a device dirtying as fast as it is read */
+out:
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+const struct vmig_device_ops standin_ops_precopy_info = {
+	.set_state = standin_set_state,
+	.precopy_info = standin_precopy_info,
 	.reset = standin_reset,
 };
 

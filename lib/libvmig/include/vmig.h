@@ -342,6 +342,16 @@ struct vmig_session_config {
 	 */
 	int (*switchover)(void *opaque);
 	void *opaque;
+	/*
+	 * Source: precopy data read from the devices but not yet written to
+	 * the destination's devices (in the send queue, the sockets or the
+	 * destination's reassembly) when the devices stop, at most (default
+	 * 1 MiB).  That backlog would be part of the downtime: before the
+	 * switchover, the session waits until the destination reports it
+	 * written down to this bound, with the readers stopped if need be
+	 * (at precopy_max_ms, or once the devices have run dry).
+	 */
+	uint64_t switchover_max_queued;
 };
 
 struct vmig_session_stats {
@@ -357,6 +367,10 @@ struct vmig_session_stats {
 	uint64_t total_ns;		/* run_source / run_destination */
 	uint64_t downtime_ns;		/* source: devices stopped until the
 					 * destination reported them loaded */
+	uint64_t switchover_queued;	/* source: precopy bytes not yet
+					 * written at the destination, as far
+					 * as it had reported, when the
+					 * devices stopped */
 };
 
 /* One device's share of a session (vmig_session_get_device_stats()). */
