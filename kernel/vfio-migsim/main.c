@@ -146,6 +146,9 @@ static int migsim_init_dev(struct vfio_device *vdev)
 	ret = migsim_engine_init(mdev);
 	if (ret)
 		goto err_store;
+	ret = migsim_dma_init(mdev);
+	if (ret)
+		goto err_engine;
 	migsim_pci_init(mdev);
 
 	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
@@ -153,6 +156,8 @@ static int migsim_init_dev(struct vfio_device *vdev)
 	vdev->mig_ops = &migsim_migration_ops;
 	return 0;
 
+err_engine:
+	migsim_engine_destroy(mdev);
 err_store:
 	migsim_store_free(mdev->store);
 err_mutex:
@@ -164,6 +169,7 @@ static void migsim_release_dev(struct vfio_device *vdev)
 {
 	struct migsim_dev *mdev = to_migsim(vdev);
 
+	migsim_dma_destroy(mdev);
 	migsim_engine_destroy(mdev);
 	migsim_store_free(mdev->store);
 	mutex_destroy(&mdev->state_mutex);

@@ -11,6 +11,24 @@
  *   migsim_dev.error_lock   last_error and the armed faults; a spinlock
  *                           taken with or without the above.
  * netlink.c's registry lock (migsim_devs_lock) comes before all of these.
+ *
+ * The DMA engine (dma.c) calls vfio_dma_rw() with state_mutex held, so that
+ * an arc to a P2P or stopped state waits for a write in flight and none
+ * starts after it.  vfio_dma_rw() takes the type1 container's iommu->lock
+ * and, in copy_to_user() under kthread_use_mm(), the VMM's mmap_lock (page
+ * faults), so the order is
+ *   state_mutex -> type1 iommu->lock -> mmap_lock.
+ * It is safe because nothing of ours takes state_mutex under either: the
+ * device has no mmap or fault handler, and no .dma_unmap op.  type1 calls
+ * .dma_unmap (vfio_notify_dma_unmap()) only for mappings with pinned pages,
+ * holding its device_list_lock after taking iommu->lock; this device pins
+ * nothing, so it needs no callback: VFIO_IOMMU_UNMAP_DMA takes iommu->lock,
+ * and a vfio_dma_rw() either finishes before the mapping goes or finds it
+ * gone (-EINVAL), after which the engine skips that range.  A .dma_unmap
+ * that took state_mutex would close the cycle iommu->lock ->
+ * device_list_lock -> state_mutex -> iommu->lock; if one is ever added, it
+ * must not take state_mutex.  A write into userfaultfd-registered memory
+ * may wait for the VMM's fault handler with state_mutex held.
  * A data fd's read() and write() take only migf->lock.  Anything that
  * changes or frees the chunks a save fd may be copying takes state_mutex and
  * then disables the fd under migf->lock first, so a read() that finds its
@@ -210,6 +228,46 @@ int migsim_engine_init(struct migsim_dev *mdev);
 void migsim_engine_destroy(struct migsim_dev *mdev);
 void migsim_engine_set(struct migsim_dev *mdev, u64 rate, u32 hot_permille);
 
+/* ---------------------------------------------------------------- dma.c */
+
+struct migsim_dma_range {
+	u64 iova;
+	u64 len;			/* bytes, 4 KiB multiple */
+	bool disabled;			/* a write failed: skipped */
+};
+
+/* The DMA engine; everything here is guarded by state_mutex. */
+struct migsim_dma {
+	struct delayed_work work;
+	bool scheduled;			/* the work is queued or running */
+	u64 rate;			/* bytes per second, 0 = off */
+	struct migsim_dma_range ranges[MIGSIM_DMA_MAX_RANGES];
+	u32 nr_ranges;
+	u32 cur;			/* range written next */
+	u64 off;			/* offset in it */
+	ktime_t last;
+	u64 credit;			/* bytes owed to the rate */
+	void *page;			/* the page being written */
+	u8 uuid[16];			/* the UUID in string byte order */
+	u64 bytes;			/* counters (netlink DEV_GET) */
+	u64 pages;			/* also the next write's seq */
+	u64 errors;
+};
+
+/* A DMA_SET request, checked. */
+struct migsim_dma_conf {
+	bool set_rate;
+	bool set_ranges;
+	u64 rate;
+	u32 nr_ranges;
+	struct migsim_dma_range ranges[MIGSIM_DMA_MAX_RANGES];
+};
+
+int migsim_dma_init(struct migsim_dev *mdev);
+void migsim_dma_destroy(struct migsim_dev *mdev);
+void migsim_dma_set(struct migsim_dev *mdev,
+		    const struct migsim_dma_conf *conf);
+
 /* ---------------------------------------------------------------- pci.c */
 
 void migsim_pci_init(struct migsim_dev *mdev);
@@ -272,6 +330,7 @@ struct migsim_dev {
 	bool precopy_info_v2;		/* the PRECOPY_INFO_V2 opt-in */
 	bool opened;			/* a user has the device open */
 	struct migsim_engine engine;
+	struct migsim_dma dma;
 
 	/* PCI face */
 	u8 config[MIGSIM_CONFIG_SIZE];

@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <linux/mdev.h>
 #include <linux/mutex.h>
+#include <linux/slab.h>
 #include <linux/uuid.h>
 #include <linux/xarray.h>
 #include <net/genetlink.h>
@@ -39,6 +40,18 @@ static const struct nla_policy migsim_fault_policy[MIGSIM_FAULT_A_MAX + 1] = {
 	[MIGSIM_FAULT_A_FAIL_TRANSITION] = NLA_POLICY_RANGE(NLA_U32, 1, 4095),
 };
 
+static const struct nla_policy
+migsim_dma_range_policy[MIGSIM_DMA_RANGE_A_MAX + 1] = {
+	[MIGSIM_DMA_RANGE_A_IOVA] = { .type = NLA_U64 },
+	[MIGSIM_DMA_RANGE_A_LENGTH] = NLA_POLICY_MIN(NLA_U64, SZ_4K),
+	[MIGSIM_DMA_RANGE_A_DISABLED] = { .type = NLA_REJECT },
+};
+
+static const struct nla_policy migsim_dma_policy[MIGSIM_DMA_A_MAX + 1] = {
+	[MIGSIM_DMA_A_RATE] = { .type = NLA_U64 },
+	[MIGSIM_DMA_A_RANGE] = NLA_POLICY_NESTED(migsim_dma_range_policy),
+};
+
 static const struct nla_policy migsim_policy[MIGSIM_A_MAX + 1] = {
 	[MIGSIM_A_UUID] = { .type = NLA_NUL_STRING, .len = UUID_STRING_LEN },
 	[MIGSIM_A_STATE_SIZE] = NLA_POLICY_MIN(NLA_U64, SZ_4K),
@@ -46,6 +59,7 @@ static const struct nla_policy migsim_policy[MIGSIM_A_MAX + 1] = {
 	[MIGSIM_A_DIRTY_RATE] = { .type = NLA_U64 },
 	[MIGSIM_A_HOT_SET] = NLA_POLICY_RANGE(NLA_U32, 1, 1000),
 	[MIGSIM_A_FAULT] = NLA_POLICY_NESTED(migsim_fault_policy),
+	[MIGSIM_A_DMA] = NLA_POLICY_NESTED(migsim_dma_policy),
 };
 
 /* ------------------------------------------------------------ registry */
@@ -92,6 +106,35 @@ static struct migsim_dev *migsim_nl_find(struct genl_info *info)
 
 /* ------------------------------------------------------------ DEV_GET */
 
+/* The DMA engine's configuration.  state_mutex held. */
+static int migsim_nl_fill_dma(struct sk_buff *skb, struct migsim_dma *dma)
+{
+	struct nlattr *nest, *rn;
+	u32 i;
+
+	nest = nla_nest_start(skb, MIGSIM_A_DMA);
+	if (!nest ||
+	    nla_put_u64_64bit(skb, MIGSIM_DMA_A_RATE, dma->rate,
+			      MIGSIM_DMA_A_PAD))
+		return -EMSGSIZE;
+	for (i = 0; i < dma->nr_ranges; i++) {
+		struct migsim_dma_range *r = &dma->ranges[i];
+
+		rn = nla_nest_start(skb, MIGSIM_DMA_A_RANGE);
+		if (!rn ||
+		    nla_put_u64_64bit(skb, MIGSIM_DMA_RANGE_A_IOVA, r->iova,
+				      MIGSIM_DMA_RANGE_A_PAD) ||
+		    nla_put_u64_64bit(skb, MIGSIM_DMA_RANGE_A_LENGTH, r->len,
+				      MIGSIM_DMA_RANGE_A_PAD) ||
+		    (r->disabled &&
+		     nla_put_flag(skb, MIGSIM_DMA_RANGE_A_DISABLED)))
+			return -EMSGSIZE;
+		nla_nest_end(skb, rn);
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
 static int migsim_nl_fill(struct sk_buff *skb, struct migsim_dev *mdev,
 			  u32 portid, u32 seq, int flags)
 {
@@ -133,9 +176,17 @@ static int migsim_nl_fill(struct sk_buff *skb, struct migsim_dev *mdev,
 			      mdev->engine.chunks_dirtied, MIGSIM_STAT_PAD) ||
 	    nla_put_u64_64bit(skb, MIGSIM_STAT_PRECOPY_READS,
 			      atomic64_read(&s->precopy_reads),
+			      MIGSIM_STAT_PAD) ||
+	    nla_put_u64_64bit(skb, MIGSIM_STAT_DMA_BYTES, mdev->dma.bytes,
+			      MIGSIM_STAT_PAD) ||
+	    nla_put_u64_64bit(skb, MIGSIM_STAT_DMA_PAGES, mdev->dma.pages,
+			      MIGSIM_STAT_PAD) ||
+	    nla_put_u64_64bit(skb, MIGSIM_STAT_DMA_ERRORS, mdev->dma.errors,
 			      MIGSIM_STAT_PAD))
 		goto cancel;
 	nla_nest_end(skb, nest);
+	if (migsim_nl_fill_dma(skb, &mdev->dma))
+		goto cancel;
 	mutex_unlock(&mdev->state_mutex);
 	genlmsg_end(skb, hdr);
 	return 0;
@@ -317,6 +368,137 @@ static int migsim_nl_fault_set(struct sk_buff *skb, struct genl_info *info)
 	return ret;
 }
 
+/* ------------------------------------------------------------ DMA_SET */
+
+/* One RANGE nest of a DMA_SET into r; 0 or -errno with an extack. */
+static int migsim_nl_dma_range(struct nlattr *nest,
+			       struct migsim_dma_range *r,
+			       struct netlink_ext_ack *extack)
+{
+	struct nlattr *t[MIGSIM_DMA_RANGE_A_MAX + 1];
+	int ret;
+
+	ret = nla_parse_nested(t, MIGSIM_DMA_RANGE_A_MAX, nest,
+			       migsim_dma_range_policy, extack);
+	if (ret)
+		return ret;
+	if (NL_REQ_ATTR_CHECK(extack, nest, t, MIGSIM_DMA_RANGE_A_IOVA) ||
+	    NL_REQ_ATTR_CHECK(extack, nest, t, MIGSIM_DMA_RANGE_A_LENGTH)) {
+		NL_SET_ERR_MSG(extack, "a DMA range needs an IOVA and a length");
+		return -EINVAL;
+	}
+	r->iova = nla_get_u64(t[MIGSIM_DMA_RANGE_A_IOVA]);
+	r->len = nla_get_u64(t[MIGSIM_DMA_RANGE_A_LENGTH]);
+	r->disabled = false;
+	if (!IS_ALIGNED(r->iova, MIGSIM_DMA_PAGE_SIZE)) {
+		NL_SET_ERR_MSG_ATTR(extack, t[MIGSIM_DMA_RANGE_A_IOVA],
+				    "DMA range IOVA must be 4 KiB aligned");
+		return -EINVAL;
+	}
+	if (!IS_ALIGNED(r->len, MIGSIM_DMA_PAGE_SIZE)) {
+		NL_SET_ERR_MSG_ATTR(extack, t[MIGSIM_DMA_RANGE_A_LENGTH],
+				    "DMA range length must be a multiple of 4 KiB");
+		return -EINVAL;
+	}
+	if (r->iova + r->len < r->iova) {
+		NL_SET_ERR_MSG_ATTR(extack, t[MIGSIM_DMA_RANGE_A_LENGTH],
+				    "DMA range wraps around the IOVA space");
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static int migsim_nl_dma_parse(struct nlattr *nest,
+			       struct migsim_dma_conf *conf,
+			       struct netlink_ext_ack *extack)
+{
+	struct nlattr *t[MIGSIM_DMA_A_MAX + 1];
+	struct nlattr *a;
+	int rem, ret;
+	u32 i;
+
+	ret = nla_parse_nested(t, MIGSIM_DMA_A_MAX, nest, migsim_dma_policy,
+			       extack);
+	if (ret)
+		return ret;
+	if (t[MIGSIM_DMA_A_RATE]) {
+		conf->set_rate = true;
+		conf->rate = nla_get_u64(t[MIGSIM_DMA_A_RATE]);
+	}
+	nla_for_each_nested_type(a, MIGSIM_DMA_A_RANGE, nest, rem) {
+		struct migsim_dma_range *r;
+
+		if (conf->nr_ranges == MIGSIM_DMA_MAX_RANGES) {
+			NL_SET_ERR_MSG_ATTR(extack, a, "too many DMA ranges");
+			return -E2BIG;
+		}
+		r = &conf->ranges[conf->nr_ranges];
+		ret = migsim_nl_dma_range(a, r, extack);
+		if (ret)
+			return ret;
+		for (i = 0; i < conf->nr_ranges; i++) {
+			struct migsim_dma_range *o = &conf->ranges[i];
+
+			if (r->iova < o->iova + o->len &&
+			    o->iova < r->iova + r->len) {
+				NL_SET_ERR_MSG_ATTR(extack, a,
+						    "DMA ranges overlap");
+				return -EINVAL;
+			}
+		}
+		conf->nr_ranges++;
+		conf->set_ranges = true;
+	}
+	/* an empty nest: off, no ranges */
+	if (!conf->set_rate && !conf->set_ranges) {
+		conf->set_rate = true;
+		conf->set_ranges = true;
+	}
+	return 0;
+}
+
+static int migsim_nl_dma_set(struct sk_buff *skb, struct genl_info *info)
+{
+	struct migsim_dma_conf *conf;
+	struct migsim_dev *mdev;
+	u64 rate;
+	u32 nr;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, MIGSIM_A_DMA))
+		return -EINVAL;
+	conf = kzalloc(sizeof(*conf), GFP_KERNEL);
+	if (!conf)
+		return -ENOMEM;
+	ret = migsim_nl_dma_parse(info->attrs[MIGSIM_A_DMA], conf,
+				  info->extack);
+	if (ret)
+		goto free;
+
+	mutex_lock(&migsim_devs_lock);
+	mdev = migsim_nl_find(info);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out;
+	}
+	mutex_lock(&mdev->state_mutex);
+	rate = conf->set_rate ? conf->rate : mdev->dma.rate;
+	nr = conf->set_ranges ? conf->nr_ranges : mdev->dma.nr_ranges;
+	if (rate && !nr) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MIGSIM_A_DMA],
+				    "a DMA rate needs at least one range");
+		ret = -EINVAL;
+	} else {
+		migsim_dma_set(mdev, conf);
+	}
+	mutex_unlock(&mdev->state_mutex);
+out:
+	mutex_unlock(&migsim_devs_lock);
+free:
+	kfree(conf);
+	return ret;
+}
+
 /* ------------------------------------------------------------ events */
 
 /* Announce a migration state change.  Called with state_mutex held. */
@@ -365,6 +547,11 @@ static const struct genl_small_ops migsim_genl_ops[] = {
 	{
 		.cmd = MIGSIM_CMD_FAULT_SET,
 		.doit = migsim_nl_fault_set,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = MIGSIM_CMD_DMA_SET,
+		.doit = migsim_nl_dma_set,
 		.flags = GENL_ADMIN_PERM,
 	},
 };

@@ -310,6 +310,13 @@ VMIG_EXPORT int vmig_vfio_fd(const struct vmig_vfio_dev *dev)
 	return dev ? dev->device_fd : -EINVAL;
 }
 
+VMIG_EXPORT int vmig_vfio_container_fd(const struct vmig_vfio_dev *dev)
+{
+	if (!dev)
+		return -EINVAL;
+	return dev->container_fd >= 0 ? dev->container_fd : -ENODEV;
+}
+
 VMIG_EXPORT const char *vmig_vfio_name(const struct vmig_vfio_dev *dev)
 {
 	return dev ? dev->name : NULL;

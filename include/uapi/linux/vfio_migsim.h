@@ -187,7 +187,7 @@ struct migsim_end {
  * Generic netlink control family (Documentation/netlink.rst)
  *
  * DEV_GET with MIGSIM_A_UUID gets one instance; as a dump, every instance.
- * DEV_SET and FAULT_SET change an instance and need CAP_NET_ADMIN.  The
+ * DEV_SET, FAULT_SET and DMA_SET change an instance and need CAP_NET_ADMIN.  The
  * "events" multicast group gets a STATE_EVENT for every migration state
  * change of every instance.  Bad input is refused with an extack message.
  */
@@ -202,6 +202,7 @@ enum migsim_cmd {
 	MIGSIM_CMD_DEV_SET,
 	MIGSIM_CMD_FAULT_SET,	/* UUID + FAULT nest; an empty nest clears */
 	MIGSIM_CMD_STATE_EVENT,	/* multicast: UUID, OLD_STATE, MIG_STATE */
+	MIGSIM_CMD_DMA_SET,	/* UUID + DMA nest: the DMA engine */
 	__MIGSIM_CMD_MAX,
 };
 
@@ -222,6 +223,7 @@ enum migsim_attr {
 	MIGSIM_A_CHUNK_SIZE,		/* u32 */
 	MIGSIM_A_STATS,			/* nest of MIGSIM_STAT_* (u64) */
 	MIGSIM_A_FAULT,			/* nest of MIGSIM_FAULT_A_* */
+	MIGSIM_A_DMA,			/* nest of MIGSIM_DMA_A_* */
 	__MIGSIM_A_MAX,
 };
 
@@ -234,6 +236,9 @@ enum migsim_stat {
 	MIGSIM_STAT_BYTES_LOADED,	/* stream bytes written to resume fds */
 	MIGSIM_STAT_CHUNKS_DIRTIED,	/* by the engine */
 	MIGSIM_STAT_PRECOPY_READS,	/* read() calls on a precopy fd */
+	MIGSIM_STAT_DMA_BYTES,		/* bytes the DMA engine wrote */
+	MIGSIM_STAT_DMA_PAGES,		/* pages it wrote: the next DMA seq */
+	MIGSIM_STAT_DMA_ERRORS,		/* vfio_dma_rw() failures */
 	__MIGSIM_STAT_MAX,
 };
 
@@ -255,5 +260,58 @@ enum migsim_fault_attr {
 };
 
 #define MIGSIM_FAULT_A_MAX (__MIGSIM_FAULT_A_MAX - 1)
+
+/*
+ * The DMA engine (Documentation/driver.rst).  While the device is RUNNING
+ * or PRE_COPY and open, it writes whole 4 KiB pages of the configured IOVA
+ * ranges, one after the other and round robin, at RATE bytes per second,
+ * through vfio_dma_rw() into memory the VMM mapped into the VFIO container.
+ * A range whose write fails is skipped from then on (MIGSIM_STAT_DMA_ERRORS,
+ * last_error) until the next DMA_SET.
+ *
+ * DMA_SET: the RATE and the list of RANGEs are each replaced if the nest
+ * carries them; an empty nest turns the engine off and clears the ranges.
+ * DEV_GET reports the same nest, with DISABLED on the ranges skipped.
+ */
+#define MIGSIM_DMA_MAX_RANGES	16
+#define MIGSIM_DMA_PAGE_SIZE	4096
+
+enum migsim_dma_attr {
+	MIGSIM_DMA_A_UNSPEC,
+	MIGSIM_DMA_A_PAD,
+	MIGSIM_DMA_A_RATE,		/* u64: bytes per second, 0 = off */
+	MIGSIM_DMA_A_RANGE,		/* nest of MIGSIM_DMA_RANGE_A_*; repeated */
+	__MIGSIM_DMA_A_MAX,
+};
+
+#define MIGSIM_DMA_A_MAX (__MIGSIM_DMA_A_MAX - 1)
+
+enum migsim_dma_range_attr {
+	MIGSIM_DMA_RANGE_A_UNSPEC,
+	MIGSIM_DMA_RANGE_A_PAD,
+	MIGSIM_DMA_RANGE_A_IOVA,	/* u64: 4 KiB aligned */
+	MIGSIM_DMA_RANGE_A_LENGTH,	/* u64: 4 KiB multiple, not 0 */
+	MIGSIM_DMA_RANGE_A_DISABLED,	/* flag, DEV_GET only: a write failed */
+	__MIGSIM_DMA_RANGE_A_MAX,
+};
+
+#define MIGSIM_DMA_RANGE_A_MAX (__MIGSIM_DMA_RANGE_A_MAX - 1)
+
+/*
+ * Every page the engine writes starts with this header (little endian);
+ * 64-bit word i of the page, for i from MIGSIM_DMA_HDR_WORDS up to 511, is
+ * seq ^ (iova + 8 * i).  seq numbers the instance's page writes from 0:
+ * MIGSIM_STAT_DMA_PAGES is the seq of the next write.
+ */
+#define MIGSIM_DMA_MAGIC	0x31414d444d53474dULL	/* bytes "MGSMDMA1" */
+
+struct migsim_dma_page {
+	__le64 magic;		/* MIGSIM_DMA_MAGIC */
+	__le64 iova;		/* where the page was written */
+	__le64 seq;		/* the instance's write number */
+	__u8 uuid[16];		/* the UUID, in its string's byte order */
+};
+
+#define MIGSIM_DMA_HDR_WORDS	(sizeof(struct migsim_dma_page) / 8)
 
 #endif /* _UAPI_LINUX_VFIO_MIGSIM_H */

@@ -94,6 +94,13 @@ void vmig_vfio_close(struct vmig_vfio_dev *dev);
 
 /* The device fd (owned by the library; do not close it). */
 int vmig_vfio_fd(const struct vmig_vfio_dev *dev);
+/*
+ * The type1 container fd (/dev/vfio/vfio) the device was opened through,
+ * owned by the library like the device fd: map memory into it with
+ * VFIO_IOMMU_MAP_DMA, track device writes with VFIO_IOMMU_DIRTY_PAGES.
+ * -ENODEV if the device was opened through the cdev/iommufd interface.
+ */
+int vmig_vfio_container_fd(const struct vmig_vfio_dev *dev);
 /* The device name: the mdev UUID or the PCI address. */
 const char *vmig_vfio_name(const struct vmig_vfio_dev *dev);
 
