@@ -156,6 +156,7 @@ VMIG_EXPORT int vmig_ram_new(const struct vmig_ram_region *regions,
 	if (!ram)
 		return -ENOMEM;
 	pthread_mutex_init(&ram->lock, NULL);
+	pthread_mutex_init(&ram->vfio_lock, NULL);
 	ram->vm_fd = -1;
 	ram->regions = calloc(nr, sizeof(*ram->regions));
 	if (!ram->regions)
@@ -207,6 +208,7 @@ VMIG_EXPORT void vmig_ram_free(struct vmig_ram *ram)
 	if (!ram)
 		return;
 	vmig_ram_track_stop(ram);
+	ram_vfio_free(ram);
 	ram_rings_release(ram);
 	if (ram->pending)
 		munmap(ram->pending, (ram->total_pages + 63) / 64 * 8);
@@ -215,6 +217,7 @@ VMIG_EXPORT void vmig_ram_free(struct vmig_ram *ram)
 	free(ram->vcpu_fds);
 	free(ram->regions);
 	pthread_mutex_destroy(&ram->lock);
+	pthread_mutex_destroy(&ram->vfio_lock);
 	free(ram);
 }
 
@@ -281,8 +284,17 @@ VMIG_EXPORT int vmig_ram_track_start(struct vmig_ram *ram,
 		return err;
 	}
 	ram->ops = ops;
-	vmig_info("ram: tracking %lu pages with the %s tracker",
-		  (unsigned long)ram->total_pages, ops->name);
+	/* Device writes: the VFIO containers' bitmaps, if any were added. */
+	err = ram_vfio_start(ram);
+	if (err) {
+		ops->stop(ram);
+		ram->ops = NULL;
+		ram->tracker_priv = NULL;
+		return err;
+	}
+	vmig_info("ram: tracking %lu pages with the %s tracker%s",
+		  (unsigned long)ram->total_pages, ops->name,
+		  ram->vfio ? " and VFIO container bitmaps" : "");
 	return 0;
 }
 
@@ -291,6 +303,7 @@ VMIG_EXPORT void vmig_ram_track_stop(struct vmig_ram *ram)
 	if (!ram || !ram->ops)
 		return;
 	ram->ops->stop(ram);
+	ram_vfio_stop(ram);
 	ram->ops = NULL;
 	ram->tracker_priv = NULL;
 }
@@ -311,6 +324,9 @@ VMIG_EXPORT int vmig_ram_sync(struct vmig_ram *ram)
 	before = ram->stats.dirtied;
 	ram_unlock(ram);
 	err = ram->ops->sync(ram);
+	if (err)
+		return err;
+	err = ram_vfio_sync(ram, true);
 	if (err)
 		return err;
 	ram_lock(ram);

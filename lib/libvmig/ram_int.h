@@ -65,6 +65,10 @@ struct vmig_ram {
 	 */
 	void *rings;
 
+	/* VFIO containers whose dirty bitmaps feed the set (track_vfio.c). */
+	struct ram_vfio *vfio;
+	pthread_mutex_t vfio_lock;
+
 	/* The dirty set, under lock. */
 	pthread_mutex_t lock;
 	uint64_t *pending;		/* bitmap, total_pages bits */
@@ -81,6 +85,16 @@ void ram_unlock(struct vmig_ram *ram);
 bool ram_push_locked(struct vmig_ram *ram, uint64_t gpage);
 /* Every page is dirty again: a tracker lost track (why, for the log). */
 void ram_resync(struct vmig_ram *ram, const char *why);
+
+/*
+ * The VFIO containers (track_vfio.c), with the tracker: start (after the
+ * tracker's start), harvest (queue: into the dirty set, else dropped),
+ * stop (a last harvest, then STOP), free (vmig_ram_free()).
+ */
+int ram_vfio_start(struct vmig_ram *ram);
+int ram_vfio_sync(struct vmig_ram *ram, bool queue);
+void ram_vfio_stop(struct vmig_ram *ram);
+void ram_vfio_free(struct vmig_ram *ram);
 
 /* Unmap the dirty rings (vmig_ram_free()). */
 void ram_rings_release(struct vmig_ram *ram);

@@ -212,6 +212,7 @@ struct vmig_ram_stats {
 	uint64_t sync_ns;	/* CPU time harvesting, resetting, clearing */
 	uint64_t ring_full;	/* KVM_EXIT_DIRTY_RING_FULL handled */
 	uint64_t losses;	/* a tracker lost track: forced full re-syncs */
+	uint64_t vfio_reported;	/* of reported: VFIO container bitmap bits */
 };
 
 struct vmig_ram;
@@ -265,6 +266,34 @@ uint64_t vmig_ram_dirty_count(struct vmig_ram *ram);
 int vmig_ram_ring_full(struct vmig_ram *ram, unsigned int vcpu);
 
 void vmig_ram_get_stats(struct vmig_ram *ram, struct vmig_ram_stats *st);
+
+/*
+ * Pages a device wrote (issue 7).  KVM's trackers see the guest's writes
+ * only; a VFIO device that writes guest memory through the type1 backend
+ * (an mdev's vfio_dma_rw(), pinned pages) is logged by the container's
+ * VFIO_IOMMU_DIRTY_PAGES bitmap.  Add each container (type1, e.g.
+ * vmig_vfio_container_fd()) before vmig_ram_track_start(), with iova[i] the
+ * IOVA region i (of the array given to vmig_ram_new()) is mapped at, or
+ * VMIG_RAM_NO_IOVA if it is not mapped in that container.  map_chunk is 0
+ * when each mapped region is covered by whole VFIO_IOMMU_MAP_DMA mappings,
+ * else the size of the pieces the VMM mapped it in (a multiple of 256 KiB):
+ * a bitmap request may not split a mapping.
+ *
+ * Tracking then starts VFIO_IOMMU_DIRTY_PAGES on the container (a failure
+ * fails vmig_ram_track_start()), vmig_ram_sync() also takes and clears the
+ * container's bitmap of every mapped region (4 KiB pages) and adds its
+ * pages to the same dirty set (deduplicated), and vmig_ram_track_stop()
+ * takes a last bitmap, then stops the container's tracking.  The
+ * container's mappings must stay while tracking.
+ *
+ * Order at switchover: stop the devices' DMA (RUNNING_P2P) and the vCPUs,
+ * then vmig_ram_precopy_complete(): its sync collects what the devices
+ * wrote after the last harvest.  The containers stay the caller's.
+ * -EBUSY while tracking, -EINVAL on a bad IOVA or map_chunk.
+ */
+#define VMIG_RAM_NO_IOVA	UINT64_MAX
+int vmig_ram_add_vfio_container(struct vmig_ram *ram, int container_fd,
+				const uint64_t *iova, uint64_t map_chunk);
 
 /* ------------------------------- device-state migration sessions (issue 5) */
 
