@@ -18,12 +18,15 @@
  * the container's dirty bitmap while VFIO_IOMMU_DIRTY_PAGES tracking is
  * on; that is how a VMM sees what this device dirtied.
  *
- * Device DMA logging (vfio_device.log_ops) is deliberately not offered: it
- * needs the iova_bitmap helpers of CONFIG_IOMMUFD_DRIVER, which Debian's
- * 6.12 kernel lacks (they are stubs that fail with EOPNOTSUPP), so
- * advertising it would only make a VMM fail migration setup the way QEMU
- * does with the mtty sample, instead of falling back to the container's
- * dirty tracking.  VFIO_DEVICE_FEATURE_DMA_LOGGING_* thus give ENOTTY.
+ * Device DMA logging (vfio_device.log_ops, at the end of this file) logs
+ * every page the engine writes inside the ranges the VMM asked for, and
+ * reports them exactly.  It is advertised only when the kernel has
+ * CONFIG_IOMMUFD_DRIVER: without it, the iova_bitmap helpers the report
+ * goes through are stubs (iova_bitmap_for_each() fails with EOPNOTSUPP),
+ * so advertising it would only make a VMM fail migration setup the way
+ * QEMU does with the mtty sample, instead of falling back to the
+ * container's dirty tracking.  VFIO_DEVICE_FEATURE_DMA_LOGGING_* then give
+ * ENOTTY.  The code is built either way, so that it stays compiled.
  *
  * A write that fails (an IOVA not mapped, a mapping removed while the
  * engine runs, read-only memory, a VMM that is gone) is counted, noted in
@@ -31,6 +34,8 @@
  * from then on, until the next DMA_SET.  The engine pins no pages and has
  * no .dma_unmap: see the locking rules in migsim.h for why none is needed.
  */
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
 #include <linux/jiffies.h>
 #include <linux/math64.h>
 #include <linux/mdev.h>
@@ -79,6 +84,119 @@ static void migsim_dma_fill(struct migsim_dev *mdev, u64 iova, u64 seq)
 	memcpy(hdr->uuid, mdev->dma.uuid, sizeof(hdr->uuid));
 }
 
+/* ------------------------------------------------------- DMA logging */
+
+/* Is iova inside a range the VMM asked to log? */
+static bool migsim_dma_logged(struct migsim_dma *dma, u64 iova)
+{
+	u32 i;
+
+	for (i = 0; i < dma->nr_log; i++)
+		if (iova >= dma->log_ranges[i].start &&
+		    iova <= dma->log_ranges[i].last)
+			return true;
+	return false;
+}
+
+/* The engine wrote the page at iova.  state_mutex held. */
+static void migsim_dma_log_page(struct migsim_dma *dma, u64 iova)
+{
+	if (dma->logging && migsim_dma_logged(dma, iova))
+		xa_store(&dma->log, iova >> PAGE_SHIFT, xa_mk_value(1),
+			 GFP_KERNEL);
+}
+
+static int migsim_log_start(struct vfio_device *vdev,
+			    struct rb_root_cached *ranges, u32 nnodes,
+			    u64 *page_size)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	struct migsim_dma *dma = &mdev->dma;
+	struct interval_tree_node *node;
+	int ret = 0;
+	u32 n = 0;
+
+	/* too many ranges: log their span as one, as the core allows */
+	if (nnodes > MIGSIM_DMA_MAX_LOG_RANGES) {
+		vfio_combine_iova_ranges(ranges, nnodes,
+					 MIGSIM_DMA_MAX_LOG_RANGES);
+		nnodes = MIGSIM_DMA_MAX_LOG_RANGES;
+	}
+	mutex_lock(&mdev->state_mutex);
+	if (dma->logging) {
+		ret = -EBUSY;
+		goto out;
+	}
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX);
+	     node && n < nnodes;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX), n++) {
+		dma->log_ranges[n].start = node->start;
+		dma->log_ranges[n].last = node->last;
+	}
+	dma->nr_log = n;
+	/* the engine writes whole pages: log at that granularity */
+	*page_size = PAGE_SIZE;
+	dma->logging = true;
+out:
+	mutex_unlock(&mdev->state_mutex);
+	return ret;
+}
+
+/* Stop logging and forget what was logged.  state_mutex held. */
+void migsim_dma_log_reset(struct migsim_dev *mdev)
+{
+	struct migsim_dma *dma = &mdev->dma;
+
+	lockdep_assert_held(&mdev->state_mutex);
+	dma->logging = false;
+	dma->nr_log = 0;
+	xa_destroy(&dma->log);
+}
+
+static int migsim_log_stop(struct vfio_device *vdev)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+
+	mutex_lock(&mdev->state_mutex);
+	migsim_dma_log_reset(mdev);
+	mutex_unlock(&mdev->state_mutex);
+	return 0;
+}
+
+/* Report, and forget, the pages written in [iova, iova + length). */
+static int migsim_log_read_and_clear(struct vfio_device *vdev,
+				     unsigned long iova, unsigned long length,
+				     struct iova_bitmap *dirty)
+{
+	struct migsim_dev *mdev = to_migsim(vdev);
+	struct migsim_dma *dma = &mdev->dma;
+	unsigned long idx = iova >> PAGE_SHIFT;
+	void *entry;
+	int ret = 0;
+
+	mutex_lock(&mdev->state_mutex);
+	if (!dma->logging) {
+		ret = -EINVAL;
+		goto out;
+	}
+	xa_for_each_range(&dma->log, idx, entry, iova >> PAGE_SHIFT,
+			  (iova + length - 1) >> PAGE_SHIFT) {
+		iova_bitmap_set(dirty, idx << PAGE_SHIFT, PAGE_SIZE);
+		xa_erase(&dma->log, idx);
+	}
+out:
+	mutex_unlock(&mdev->state_mutex);
+	return ret;
+}
+
+static const struct vfio_log_ops migsim_log_ops = {
+	.log_start = migsim_log_start,
+	.log_stop = migsim_log_stop,
+	.log_read_and_clear = migsim_log_read_and_clear,
+};
+
+/* -------------------------------------------------------- the engine */
+
 /*
  * Write the next page.  Returns false if no range is left.  Called with
  * state_mutex held, the device open and RUNNING or PRE_COPY.
@@ -103,6 +221,7 @@ static bool migsim_dma_write_one(struct migsim_dev *mdev)
 				 "DMA write to IOVA 0x%llx failed (%d), range 0x%llx+0x%llx disabled",
 				 iova, ret, r->iova, r->len);
 	} else {
+		migsim_dma_log_page(dma, iova);
 		dma->pages++;
 		dma->bytes += MIGSIM_DMA_PAGE_SIZE;
 		dma->off += MIGSIM_DMA_PAGE_SIZE;
@@ -171,6 +290,9 @@ int migsim_dma_init(struct migsim_dev *mdev)
 	if (!dma->page)
 		return -ENOMEM;
 	INIT_DELAYED_WORK(&dma->work, migsim_dma_work);
+	xa_init(&dma->log);
+	if (IS_ENABLED(CONFIG_IOMMUFD_DRIVER))
+		mdev->vdev.log_ops = &migsim_log_ops;
 	return 0;
 }
 
@@ -182,6 +304,7 @@ void migsim_dma_destroy(struct migsim_dev *mdev)
 	dma->rate = 0;
 	mutex_unlock(&mdev->state_mutex);
 	cancel_delayed_work_sync(&dma->work);
+	xa_destroy(&dma->log);
 	kfree(dma->page);
 }
 

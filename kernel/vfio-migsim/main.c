@@ -196,6 +196,8 @@ static void migsim_close_device(struct vfio_device *vdev)
 	mdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mdev->precopy_info_v2 = false;
 	mdev->opened = false;
+	/* a DMA log does not outlive the user that started it */
+	migsim_dma_log_reset(mdev);
 	mutex_unlock(&mdev->state_mutex);
 }
 

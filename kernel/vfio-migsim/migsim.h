@@ -237,6 +237,9 @@ struct migsim_dma_range {
 };
 
 /* The DMA engine; everything here is guarded by state_mutex. */
+/* ranges a VMM may ask the device to log; more are merged by the core */
+#define MIGSIM_DMA_MAX_LOG_RANGES 16
+
 struct migsim_dma {
 	struct delayed_work work;
 	bool scheduled;			/* the work is queued or running */
@@ -252,6 +255,14 @@ struct migsim_dma {
 	u64 bytes;			/* counters (netlink DEV_GET) */
 	u64 pages;			/* also the next write's seq */
 	u64 errors;
+
+	/* device DMA logging (vfio_log_ops), under state_mutex */
+	bool logging;
+	u32 nr_log;
+	struct {
+		u64 start, last;
+	} log_ranges[MIGSIM_DMA_MAX_LOG_RANGES];
+	struct xarray log;		/* page frame (iova >> PAGE_SHIFT) */
 };
 
 /* A DMA_SET request, checked. */
@@ -267,6 +278,7 @@ int migsim_dma_init(struct migsim_dev *mdev);
 void migsim_dma_destroy(struct migsim_dev *mdev);
 void migsim_dma_set(struct migsim_dev *mdev,
 		    const struct migsim_dma_conf *conf);
+void migsim_dma_log_reset(struct migsim_dev *mdev);
 
 /* ---------------------------------------------------------------- pci.c */
 
