@@ -21,16 +21,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <linux/netlink.h>
-#include <netlink/netlink.h>
-#include <netlink/genl/ctrl.h>
-#include <netlink/genl/genl.h>
-
 #include "kselftest_harness.h"
+#include "migsim_nl.h"
 #include "migsim_util.h"
 #include "testvm.h"
 
@@ -42,178 +37,7 @@
 #define PRECOPY_MS	400
 #define TAIL_MS		60		/* device writes after the last sync */
 
-/* ------------------------------------------------------------ netlink */
-
-struct nl {
-	struct nl_sock *sk;
-	int family;
-};
-
-struct request {
-	int err;
-	bool done;
-	uint64_t *pages;
-};
-
-static int nl_open(struct nl *nl)
-{
-	nl->sk = nl_socket_alloc();
-	if (!nl->sk)
-		return -ENOMEM;
-	if (genl_connect(nl->sk) < 0)
-		goto fail;
-	nl->family = genl_ctrl_resolve(nl->sk, MIGSIM_GENL_NAME);
-	if (nl->family < 0)
-		goto fail;
-	return 0;
-fail:
-	nl_socket_free(nl->sk);
-	nl->sk = NULL;
-	return -ENOENT;
-}
-
-static int on_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
-{
-	struct request *r = arg;
-
-	r->err = e->error;
-	r->done = true;
-	return NL_STOP;
-}
-
-static int on_done(struct nl_msg *m, void *arg)
-{
-	((struct request *)arg)->done = true;
-	return NL_STOP;
-}
-
-static int on_valid(struct nl_msg *m, void *arg)
-{
-	struct nlattr *tb[MIGSIM_A_MAX + 1], *st[MIGSIM_STAT_MAX + 1];
-	struct request *r = arg;
-
-	if (!r->pages ||
-	    genlmsg_parse(nlmsg_hdr(m), 0, tb, MIGSIM_A_MAX, NULL) < 0)
-		return NL_OK;
-	if (tb[MIGSIM_A_STATS] &&
-	    !nla_parse_nested(st, MIGSIM_STAT_MAX, tb[MIGSIM_A_STATS], NULL) &&
-	    st[MIGSIM_STAT_DMA_PAGES])
-		*r->pages = nla_get_u64(st[MIGSIM_STAT_DMA_PAGES]);
-	return NL_OK;
-}
-
-/* Send m (freed) and wait for the answer; 0 or -errno. */
-static int nl_do(struct nl *nl, struct nl_msg *m, uint64_t *pages)
-{
-	struct request r = { .pages = pages };
-	struct nl_cb *cb;
-	int ret;
-
-	if (!m)
-		return -ENOMEM;
-	cb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!cb) {
-		nlmsg_free(m);
-		return -ENOMEM;
-	}
-	nl_cb_err(cb, NL_CB_CUSTOM, on_error, &r);
-	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, on_done, &r);
-	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &r);
-	ret = nl_send_auto(nl->sk, m);
-	while (ret >= 0 && !r.done)
-		ret = nl_recvmsgs(nl->sk, cb);
-	if (ret < 0 && !r.done)
-		r.err = -EIO;
-	nl_cb_put(cb);
-	nlmsg_free(m);
-	return r.err;
-}
-
-static struct nl_msg *req(struct nl *nl, int cmd, const char *uuid)
-{
-	struct nl_msg *m = nlmsg_alloc();
-
-	if (m && (!genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, 0,
-			       cmd, MIGSIM_GENL_VERSION) ||
-		  nla_put_string(m, MIGSIM_A_UUID, uuid) < 0)) {
-		nlmsg_free(m);
-		m = NULL;
-	}
-	return m;
-}
-
-static uint64_t dma_pages(struct nl *nl, const char *uuid)
-{
-	uint64_t pages = UINT64_MAX;
-
-	if (nl_do(nl, req(nl, MIGSIM_CMD_DEV_GET, uuid), &pages))
-		return UINT64_MAX;
-	return pages;
-}
-
-/* DMA_SET: rate bytes/s over [iova, iova + len); len 0: engine off. */
-static int dma_set(struct nl *nl, const char *uuid, uint64_t rate,
-		   uint64_t iova, uint64_t len)
-{
-	struct nl_msg *m = req(nl, MIGSIM_CMD_DMA_SET, uuid);
-	struct nlattr *nest, *rn;
-
-	if (!m)
-		return -ENOMEM;
-	if (!len) {
-		/* an empty nest: off (nla_nest_end() would drop it) */
-		if (nla_put(m, MIGSIM_A_DMA | NLA_F_NESTED, 0, NULL) < 0)
-			goto fail;
-		return nl_do(nl, m, NULL);
-	}
-	nest = nla_nest_start(m, MIGSIM_A_DMA);
-	if (!nest || nla_put_u64(m, MIGSIM_DMA_A_RATE, rate))
-		goto fail;
-	rn = nla_nest_start(m, MIGSIM_DMA_A_RANGE);
-	if (!rn || nla_put_u64(m, MIGSIM_DMA_RANGE_A_IOVA, iova) ||
-	    nla_put_u64(m, MIGSIM_DMA_RANGE_A_LENGTH, len))
-		goto fail;
-	nla_nest_end(m, rn);
-	nla_nest_end(m, nest);
-	return nl_do(nl, m, NULL);
-fail:
-	nlmsg_free(m);
-	return -EMSGSIZE;
-}
-
 /* ------------------------------------------------------------ helpers */
-
-static int map_dma(int container, void *vaddr, uint64_t iova, uint64_t size)
-{
-	struct vfio_iommu_type1_dma_map map = {
-		.argsz = sizeof(map),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)vaddr,
-		.iova = iova,
-		.size = size,
-	};
-
-	return ioctl(container, VFIO_IOMMU_MAP_DMA, &map) ? -errno : 0;
-}
-
-static int unmap_dma(int container, uint64_t iova, uint64_t size)
-{
-	struct vfio_iommu_type1_dma_unmap unmap = {
-		.argsz = sizeof(unmap),
-		.iova = iova,
-		.size = size,
-	};
-
-	return ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) ? -errno : 0;
-}
-
-static void msleep(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
 
 static uint64_t now_ms(void)
 {
@@ -250,7 +74,7 @@ static int ring_full(void *opaque, unsigned int vcpu)
 /* ------------------------------------------------------------ fixture */
 
 FIXTURE(dma_ram) {
-	struct nl nl;
+	struct migsim_nl nl;
 	struct migsim_inst in;
 	int container;
 	bool mapped;
@@ -295,7 +119,7 @@ FIXTURE_SETUP(dma_ram)
 	self->dst = MAP_FAILED;
 	if (!have_kvm())
 		SKIP(return, "no /dev/kvm");
-	ret = nl_open(&self->nl);
+	ret = migsim_nl_open(&self->nl);
 	if (ret == -ENOENT && access(MIGSIM_TYPE_DIR, F_OK))
 		SKIP(return, "vfio-migsim is not loaded");
 	ASSERT_EQ(0, ret);
@@ -315,8 +139,8 @@ FIXTURE_SETUP(dma_ram)
 	ASSERT_EQ(0, migsim_inst_create_open(&self->in, 4 * MiB));
 	self->container = vmig_vfio_container_fd(self->in.dev);
 	ASSERT_LE(0, self->container);
-	ASSERT_EQ(0, map_dma(self->container, testvm_ram(self->vm), RAM_IOVA,
-			     RAM_SIZE));
+	ASSERT_EQ(0, migsim_map_dma(self->container, testvm_ram(self->vm),
+				    RAM_IOVA, RAM_SIZE));
 	self->mapped = true;
 
 	r.host_addr = testvm_ram(self->vm);
@@ -355,7 +179,7 @@ FIXTURE_SETUP(dma_ram)
 FIXTURE_TEARDOWN(dma_ram)
 {
 	if (self->nl.sk && self->in.uuid[0])
-		dma_set(&self->nl, self->in.uuid, 0, 0, 0);
+		migsim_dma_off(&self->nl, self->in.uuid);
 	if (self->vm)
 		testvm_pause(self->vm);
 	vmig_ram_free(self->ram);
@@ -363,11 +187,10 @@ FIXTURE_TEARDOWN(dma_ram)
 	if (self->dst != MAP_FAILED)
 		munmap(self->dst, RAM_SIZE);
 	if (self->mapped)
-		unmap_dma(self->container, RAM_IOVA, RAM_SIZE);
+		migsim_unmap_dma(self->container, RAM_IOVA, RAM_SIZE);
 	migsim_inst_destroy(&self->in);
 	testvm_destroy(self->vm);
-	if (self->nl.sk)
-		nl_socket_free(self->nl.sk);
+	migsim_nl_close(&self->nl);
 }
 
 /* ------------------------------------------------------------ test */
@@ -379,6 +202,7 @@ TEST_F(dma_ram, precopy_then_stop_and_copy)
 	struct vmig_ram_precopy *pc;
 	struct vmig_ram_sink sink;
 	const uint8_t *src = testvm_ram(self->vm);
+	struct migsim_dma_range dr = { RAM_IOVA, RAM_SIZE };
 	uint64_t t0, p_tail, p_stop, written0, i, bad = 0, bad_dma = 0,
 		 dma_pgs = 0, guest;
 	int ret, fd = -1;
@@ -388,26 +212,26 @@ TEST_F(dma_ram, precopy_then_stop_and_copy)
 
 	/* Guest and device both write while the precopy runs. */
 	written0 = testvm_pages_written(self->vm);
-	ASSERT_EQ(0, dma_set(&self->nl, self->in.uuid, DMA_RATE, RAM_IOVA,
-			     RAM_SIZE));
+	ASSERT_EQ(0, migsim_dma_set(&self->nl, self->in.uuid, DMA_RATE, &dr, 1,
+				    0, NULL));
 	ASSERT_EQ(0, testvm_resume(self->vm));
 	t0 = now_ms();
 	while (now_ms() - t0 < PRECOPY_MS) {
 		ret = vmig_ram_precopy_step(pc);
 		ASSERT_LE(0, ret);
 		if (!ret)
-			msleep(2);
+			migsim_msleep(2);
 	}
 	/*
 	 * Nothing harvests for TAIL_MS: what the device writes now only the
 	 * stop-and-copy's sync can collect.
 	 */
-	p_tail = dma_pages(&self->nl, self->in.uuid);
-	msleep(TAIL_MS);
+	p_tail = migsim_dma_pages(&self->nl, self->in.uuid);
+	migsim_msleep(TAIL_MS);
 
 	/* Switchover: the device's DMA first, then the vCPUs. */
 	ASSERT_EQ(0, migsim_set_state(&self->in, VMIG_STATE_RUNNING_P2P, &fd));
-	p_stop = dma_pages(&self->nl, self->in.uuid);
+	p_stop = migsim_dma_pages(&self->nl, self->in.uuid);
 	ASSERT_EQ(0, testvm_pause(self->vm));
 	guest = testvm_pages_written(self->vm) - written0;
 	vmig_ram_get_stats(self->ram, &rs0);
@@ -415,7 +239,7 @@ TEST_F(dma_ram, precopy_then_stop_and_copy)
 	vmig_ram_get_stats(self->ram, &rs1);
 	vmig_ram_precopy_get_stats(pc, &st);
 	/* Stopped: the engine wrote nothing more. */
-	EXPECT_EQ(p_stop, dma_pages(&self->nl, self->in.uuid));
+	EXPECT_EQ(p_stop, migsim_dma_pages(&self->nl, self->in.uuid));
 	ASSERT_LT(p_tail, p_stop) TH_LOG("the engine wrote nothing at the end");
 	EXPECT_TRUE(st.background_done);
 
