@@ -177,6 +177,21 @@ static int status_errno(uint32_t status)
 	}
 }
 
+/*
+ * Receive a message of the destination's (magic, status, then the rest):
+ * 0, -EPROTO if it is not one, or the errno its status carries.
+ */
+static int recv_status(int fd, uint8_t *buf, size_t len)
+{
+	int ret = recv_exact(fd, buf, len);
+
+	if (ret)
+		return ret;
+	if (get32(buf) != VMIG_CHAN_MAGIC)
+		return -EPROTO;
+	return status_errno(get32(buf + 4));
+}
+
 /* ----------------------------------------------------------- source side */
 
 static int client_handshake(int fd, const struct vmig_chan_auth *auth,
@@ -195,12 +210,7 @@ static int client_handshake(int fd, const struct vmig_chan_auth *auth,
 	if (ret)
 		return ret;
 
-	ret = recv_exact(fd, challenge, sizeof(challenge));
-	if (ret)
-		return ret;
-	if (get32(challenge) != VMIG_CHAN_MAGIC)
-		return -EPROTO;
-	ret = status_errno(get32(challenge + 4));
+	ret = recv_status(fd, challenge, sizeof(challenge));
 	if (ret)
 		return ret;
 
@@ -209,12 +219,7 @@ static int client_handshake(int fd, const struct vmig_chan_auth *auth,
 	if (ret)
 		return ret;
 
-	ret = recv_exact(fd, verdict, sizeof(verdict));
-	if (ret)
-		return ret;
-	if (get32(verdict) != VMIG_CHAN_MAGIC)
-		return -EPROTO;
-	ret = status_errno(get32(verdict + 4));
+	ret = recv_status(fd, verdict, sizeof(verdict));
 	if (ret)
 		return ret;
 	/* The destination must hold the secret too. */

@@ -1412,21 +1412,31 @@ static int source_start(struct vmig_session *s)
 	return 0;
 }
 
+/* A session runs once, connected, in its role; buf: a message buffer. */
+static int session_begin(struct vmig_session *s, enum vmig_role role,
+			 uint8_t **buf)
+{
+	if (!s || s->role != role)
+		return -EINVAL;
+	if (!s->connected || s->ran)
+		return s->ran ? -EALREADY : -ENOTCONN;
+	s->ran = true;
+	*buf = malloc(MSG_MAX_LEN);
+	if (!*buf)
+		return -ENOMEM;
+	s->t_start = now_ns();
+	return 0;
+}
+
 VMIG_EXPORT int vmig_session_run_source(struct vmig_session *s)
 {
 	uint8_t *buf;
 	unsigned int i;
 	int ret;
 
-	if (!s || s->role != VMIG_ROLE_SOURCE)
-		return -EINVAL;
-	if (!s->connected || s->ran)
-		return s->ran ? -EALREADY : -ENOTCONN;
-	s->ran = true;
-	buf = malloc(MSG_MAX_LEN);
-	if (!buf)
-		return -ENOMEM;
-	s->t_start = now_ns();
+	ret = session_begin(s, VMIG_ROLE_SOURCE, &buf);
+	if (ret)
+		return ret;
 
 	ret = source_start(s);
 	if (!ret)
@@ -1753,15 +1763,9 @@ VMIG_EXPORT int vmig_session_run_destination(struct vmig_session *s)
 	uint8_t *buf;
 	int ret;
 
-	if (!s || s->role != VMIG_ROLE_DESTINATION)
-		return -EINVAL;
-	if (!s->connected || s->ran)
-		return s->ran ? -EALREADY : -ENOTCONN;
-	s->ran = true;
-	buf = malloc(MSG_MAX_LEN);
-	if (!buf)
-		return -ENOMEM;
-	s->t_start = now_ns();
+	ret = session_begin(s, VMIG_ROLE_DESTINATION, &buf);
+	if (ret)
+		return ret;
 	ret = dest_start(s);
 	if (!ret)
 		ret = dest_loop(s, buf);
