@@ -1428,6 +1428,28 @@ static int session_begin(struct vmig_session *s, enum vmig_role role,
 	return 0;
 }
 
+/*
+ * A run's phases are over with ret (or a failure another thread recorded):
+ * on failure, record it, stop the threads, tell the peer and undo (the
+ * source's rollback or the destination's reset).  Returns the error, or 0.
+ */
+static int session_end(struct vmig_session *s, int ret, uint8_t *buf,
+		       void (*undo)(struct vmig_session *s))
+{
+	s->t_end = now_ns();
+	free(buf);
+	if (!ret && failed(s))
+		ret = s->error.err;
+	if (!ret)
+		return 0;
+	if (!failed(s))
+		fail(s, ret, -1, -1, "%s", strerror(-ret));
+	join_threads(s);
+	send_error(s);
+	undo(s);
+	return s->error.err;
+}
+
 VMIG_EXPORT int vmig_session_run_source(struct vmig_session *s)
 {
 	uint8_t *buf;
@@ -1447,19 +1469,9 @@ VMIG_EXPORT int vmig_session_run_source(struct vmig_session *s)
 		ret = source_switchover(s);
 	if (!ret)
 		ret = source_finish(s, buf);
-	s->t_end = now_ns();
-	free(buf);
-
-	if (!ret && failed(s))
-		ret = s->error.err;
-	if (ret) {
-		if (!failed(s))
-			fail(s, ret, -1, -1, "%s", strerror(-ret));
-		join_threads(s);
-		send_error(s);
-		source_rollback(s);
-		return s->error.err;
-	}
+	ret = session_end(s, ret, buf, source_rollback);
+	if (ret)
+		return ret;
 	/* LOADED may come in the same wake-up as the last reader's end. */
 	vmig_txq_close(s->txq);
 	join_threads(s);
@@ -1769,18 +1781,9 @@ VMIG_EXPORT int vmig_session_run_destination(struct vmig_session *s)
 	ret = dest_start(s);
 	if (!ret)
 		ret = dest_loop(s, buf);
-	s->t_end = now_ns();
-	free(buf);
-	if (!ret && failed(s))
-		ret = s->error.err;
-	if (ret) {
-		if (!failed(s))
-			fail(s, ret, -1, -1, "%s", strerror(-ret));
-		join_threads(s);
-		send_error(s);
-		dest_reset(s);
-		return s->error.err;
-	}
+	ret = session_end(s, ret, buf, dest_reset);
+	if (ret)
+		return ret;
 	/* Every device is complete: the receivers need not wait for EOF. */
 	stop_io(s);
 	join_threads(s);
