@@ -17,18 +17,6 @@
 #include "ram_xfer.h"
 #include "transport.h"
 
-#define DEST_STRIPES	256
-
-struct vmig_ram_dest {
-	struct ram_region *regions;
-	unsigned int nr_regions;
-	uint64_t total_pages;
-	uint64_t *stamp;		/* seq of the copy placed, 0: none */
-	pthread_mutex_t stripes[DEST_STRIPES];
-	pthread_mutex_t lock;		/* stats, and the sink's buffer */
-	struct vmig_ram_dest_stats st;
-	void *sink_buf;
-};
 
 VMIG_EXPORT int vmig_ram_dest_new(const struct vmig_ram_region *regions,
 				  unsigned int nr, struct vmig_ram_dest **out)
@@ -87,7 +75,7 @@ VMIG_EXPORT void vmig_ram_dest_free(struct vmig_ram_dest *d)
 	free(d);
 }
 
-static void *page_addr(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg)
+void *ram_dest_page(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg)
 {
 	unsigned int r = *reg;
 
@@ -110,79 +98,76 @@ static void *page_addr(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg)
 	       (g - d->regions[r].first) * RAM_PAGE_SIZE;
 }
 
-static uint64_t get_ent(const uint8_t *ent, unsigned int i)
+int ram_pkt_check(const void *pkt, size_t len, uint64_t total_pages,
+		  struct ram_pkt_hdr *h, const char **why)
 {
-	uint64_t v;
+	const uint8_t *b = pkt;
+	uint8_t tmp[RAM_PKT_HDR_LEN];
+	unsigned int i, nz = 0;
+	int ret;
 
-	memcpy(&v, ent + (size_t)i * 8, 8);
-	return le64toh(v);
-}
+	if (len < RAM_PKT_HDR_LEN) {
+		*why = "RAM packet shorter than its header";
+		return -EPROTO;
+	}
+	ret = ram_pkt_decode(pkt, h, why);
+	if (ret)
+		return ret;
+	if (len != RAM_PKT_HDR_LEN + (size_t)h->len) {
+		*why = "RAM packet length does not match its header";
+		return -EPROTO;
+	}
+	memcpy(tmp, b, RAM_PKT_HDR_LEN);
+	memset(tmp + 28, 0, 4);
+	if (vmig_crc32c(vmig_crc32c(0, tmp, sizeof(tmp)), b + RAM_PKT_HDR_LEN,
+			h->len) != h->crc) {
+		*why = "bad CRC on a RAM packet";
+		return -EBADMSG;
+	}
+	/* Check every entry before anything is placed. */
+	for (i = 0; i < h->nr; i++) {
+		uint64_t e = ram_pkt_entry(pkt, i);
 
-static bool zero_page(const void *page)
-{
-	const uint64_t *p = page;
-	unsigned int i;
-
-	for (i = 0; i < RAM_PAGE_SIZE / 8; i++)
-		if (p[i])
-			return false;
-	return true;
+		if ((e & ((1ULL << RAM_ENT_SHIFT) - 1) & ~RAM_ENT_ZERO) ||
+		    (e >> RAM_ENT_SHIFT) >= total_pages) {
+			*why = "bad page entry in a RAM packet";
+			return -EPROTO;
+		}
+		nz += !(e & RAM_ENT_ZERO);
+	}
+	if (h->len != h->nr * 8 + (uint64_t)nz * RAM_PAGE_SIZE) {
+		*why = "RAM packet length does not match its entries";
+		return -EPROTO;
+	}
+	return 0;
 }
 
 VMIG_EXPORT int vmig_ram_dest_feed(struct vmig_ram_dest *d, const void *pkt,
 				   size_t len)
 {
-	const uint8_t *b = pkt, *ent, *data;
+	const uint8_t *data;
 	uint64_t stale = 0, zeros = 0;
-	struct ram_pkt_hdr h;
-	unsigned int i, nz = 0, reg = 0;
+	struct ram_pkt_hdr h = { 0 };
+	unsigned int i, reg = 0;
 	const char *why;
-	uint8_t tmp[RAM_PKT_HDR_LEN];
 	int ret;
 
-	if (!d || !pkt || len < RAM_PKT_HDR_LEN)
+	if (!d || !pkt)
 		return -EINVAL;
-	ret = ram_pkt_decode(pkt, &h, &why);
+	ret = ram_pkt_check(pkt, len, d->total_pages, &h, &why);
 	if (ret) {
-		vmig_err("ram dest: %s", why);
+		vmig_err("ram dest: RAM packet %llu: %s",
+			 (unsigned long long)h.seq, why);
 		return ret;
-	}
-	if (len != RAM_PKT_HDR_LEN + (size_t)h.len)
-		return -EPROTO;
-	memcpy(tmp, b, RAM_PKT_HDR_LEN);
-	memset(tmp + 28, 0, 4);
-	if (vmig_crc32c(vmig_crc32c(0, tmp, sizeof(tmp)), b + RAM_PKT_HDR_LEN,
-			h.len) != h.crc) {
-		vmig_err("ram dest: RAM packet %llu: bad CRC",
-			 (unsigned long long)h.seq);
-		return -EBADMSG;
 	}
 	if (h.flags & RAM_PKT_F_END)
 		return 0;
-	ent = b + RAM_PKT_HDR_LEN;
-	/* Check every entry before placing any page. */
+	data = (const uint8_t *)pkt + RAM_PKT_HDR_LEN + h.nr * 8;
 	for (i = 0; i < h.nr; i++) {
-		uint64_t e = get_ent(ent, i);
-
-		if ((e & ((1ULL << RAM_ENT_SHIFT) - 1) & ~RAM_ENT_ZERO) ||
-		    (e >> RAM_ENT_SHIFT) >= d->total_pages) {
-			vmig_err("ram dest: RAM packet %llu: bad entry %u",
-				 (unsigned long long)h.seq, i);
-			return -EPROTO;
-		}
-		nz += !(e & RAM_ENT_ZERO);
-	}
-	if (h.len != h.nr * 8 + (uint64_t)nz * RAM_PAGE_SIZE) {
-		vmig_err("ram dest: RAM packet %llu: length does not match",
-			 (unsigned long long)h.seq);
-		return -EPROTO;
-	}
-	data = ent + h.nr * 8;
-	for (i = 0; i < h.nr; i++) {
-		uint64_t e = get_ent(ent, i);
+		uint64_t e = ram_pkt_entry(pkt, i);
 		uint64_t g = e >> RAM_ENT_SHIFT;
 		pthread_mutex_t *m = &d->stripes[g % DEST_STRIPES];
-		void *dst = page_addr(d, g, &reg);
+		void *dst = ram_dest_page(d, g, &reg);
 
 		pthread_mutex_lock(m);
 		if (d->stamp[g] >= h.seq) {
@@ -191,7 +176,7 @@ VMIG_EXPORT int vmig_ram_dest_feed(struct vmig_ram_dest *d, const void *pkt,
 			d->stamp[g] = h.seq;
 			if (!(e & RAM_ENT_ZERO))
 				memcpy(dst, data, RAM_PAGE_SIZE);
-			else if (!zero_page(dst))
+			else if (!ram_page_is_zero(dst))
 				memset(dst, 0, RAM_PAGE_SIZE);
 		}
 		pthread_mutex_unlock(m);

@@ -98,7 +98,7 @@ struct vmig_ram_precopy {
 	bool done;			/* complete() ran */
 };
 
-static bool page_is_zero(const void *page)
+bool ram_page_is_zero(const void *page)
 {
 	const uint64_t *p = page;
 	unsigned int i;
@@ -295,7 +295,7 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 		const void *src = gpage_addr(p, p->batch[i], &region);
 		uint64_t e = p->batch[i] << RAM_ENT_SHIFT;
 
-		if (page_is_zero(src)) {
+		if (ram_page_is_zero(src)) {
 			e |= RAM_ENT_ZERO;
 			zero++;
 		} else {
@@ -416,6 +416,17 @@ VMIG_EXPORT int vmig_ram_precopy_complete(struct vmig_ram_precopy *p)
 	p->st.final_pages = pages;
 	p->st.complete_ns = ram_now_ns() - t0;
 	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+VMIG_EXPORT int vmig_ram_precopy_flush(struct vmig_ram_precopy *p)
+{
+	int ret;
+
+	if (!p || p->done)
+		return -EINVAL;
+	ret = p->sink.ops->finish(p->sink.opaque);
+	p->done = true;
 	return ret;
 }
 

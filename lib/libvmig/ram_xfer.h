@@ -22,7 +22,10 @@
 #ifndef VMIG_RAM_XFER_H
 #define VMIG_RAM_XFER_H
 
+#include <endian.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ram_int.h"
 
@@ -52,5 +55,43 @@ struct ram_pkt_hdr {
 void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf);
 /* Decode and check the header: 0 or -EPROTO / -EMSGSIZE, *why set. */
 int ram_pkt_decode(const void *buf, struct ram_pkt_hdr *h, const char **why);
+/*
+ * Check a whole packet of len bytes for RAM of total_pages pages: the
+ * header, the length, the CRC and every entry.  0 with *h filled in, or
+ * -EPROTO / -EMSGSIZE / -EBADMSG with *why set.
+ */
+int ram_pkt_check(const void *pkt, size_t len, uint64_t total_pages,
+		  struct ram_pkt_hdr *h, const char **why);
+/* Entry i of a checked packet's payload. */
+static inline uint64_t ram_pkt_entry(const void *pkt, unsigned int i)
+{
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)pkt + RAM_PKT_HDR_LEN + (size_t)i * 8, 8);
+	return le64toh(v);
+}
+
+/* Whether a 4 KiB page is all zero. */
+bool ram_page_is_zero(const void *page);
+
+/*
+ * The destination's RAM (ram_recv.c); postcopy (postcopy_dst.c) takes
+ * over from the stamps: a page is held when its stamp is not 0.
+ */
+#define DEST_STRIPES	256
+
+struct vmig_ram_dest {
+	struct ram_region *regions;
+	unsigned int nr_regions;
+	uint64_t total_pages;
+	uint64_t *stamp;		/* seq of the copy placed, 0: none */
+	pthread_mutex_t stripes[DEST_STRIPES];
+	pthread_mutex_t lock;		/* stats, and the sink's buffer */
+	struct vmig_ram_dest_stats st;
+	void *sink_buf;
+};
+
+/* The address of page g; *reg caches its region (start with 0). */
+void *ram_dest_page(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg);
 
 #endif /* VMIG_RAM_XFER_H */

@@ -205,6 +205,19 @@ int vmig_send_all(int fd, const void *buf, size_t len);
 /* 0 at a clean EOF before any byte, else len or a negative errno. */
 ssize_t vmig_recv_all(int fd, void *buf, size_t len);
 
+/*
+ * Destination (chan_accept.c): accept channels of one kind on listen_fd
+ * until all of them are there: as many as the first one announces (its
+ * count, at most max).  fds[index] gets each (fds has max entries).
+ * Connections that fail the handshake, or are not of that kind, or
+ * repeat an index, are refused and closed.  Returns 0 with *count set,
+ * or a negative errno (-ETIMEDOUT after auth->timeout_ms without a
+ * connection) with every accepted fd closed.
+ */
+int vmig_chan_accept_set(int listen_fd, const struct vmig_chan_auth *auth,
+			 enum vmig_chan_kind kind, unsigned int max, int *fds,
+			 unsigned int *count);
+
 /* ----------------------------------------------------------- devstate.c */
 
 /*

@@ -710,6 +710,135 @@ int vmig_ram_precopy_run(struct vmig_ram_precopy *p, struct vmig_converge *c);
 int vmig_ram_precopy_complete(struct vmig_ram_precopy *p);
 void vmig_ram_precopy_get_stats(struct vmig_ram_precopy *p,
 				struct vmig_ram_precopy_stats *st);
+/*
+ * For postcopy instead of vmig_ram_precopy_complete(): the vCPUs are
+ * stopped; send nothing more, finish the sink (every packet sent is then
+ * applied on the destination).  The pages not sent are left to postcopy.
+ */
+int vmig_ram_precopy_flush(struct vmig_ram_precopy *p);
+
+/* ------------------------------------------------- postcopy (issue 6) */
+
+/*
+ * Postcopy: the destination runs before it has every page.  Its guest RAM
+ * is registered with userfaultfd (MISSING); a vCPU that touches a page not
+ * yet placed waits while the page is asked for on a return path, and the
+ * source sends asked-for pages first, on a dedicated channel, while a
+ * background push sends all the others.  A received bitmap makes sure
+ * every page is placed exactly once (UFFDIO_COPY, or UFFDIO_ZEROPAGE for a
+ * zero page); copies that arrive later are dropped and counted.
+ *
+ * The order on the source: precopy (optional), stop the vCPUs, the last
+ * vmig_ram_sync(), vmig_ram_precopy_flush() (every precopy packet sent
+ * and applied), the devices' stop-copy, then vmig_ram_postcopy_src_new()
+ * and vmig_ram_postcopy_src_run().  The pages in the dirty set then (the
+ * copies the destination holds of them are stale) are discarded on the
+ * destination.
+ *
+ * On the destination: vmig_ram_dest_serve() has returned, device state is
+ * loaded; vmig_ram_postcopy_dest_new(), vmig_ram_postcopy_dest_accept()
+ * (after which the vCPUs may run), then vmig_ram_postcopy_dest_wait().
+ *
+ * A network break: vmig_ram_postcopy_dest_wait() returns a negative errno
+ * and the destination is paused (faulting vCPUs wait, their requests are
+ * kept); vmig_ram_postcopy_src_run() returns one too.  The source calls
+ * vmig_ram_postcopy_src_run() again and the destination
+ * vmig_ram_postcopy_dest_accept(): the source resumes from the
+ * destination's received bitmap and the outstanding requests are sent
+ * again.  Nothing is lost, and the destination must never give up its
+ * RAM while paused: the source's copy is the only one of the pages not
+ * received.
+ *
+ * The channels: 1 + push_channels connections of kind POSTCOPY, with the
+ * handshake and credentials of a struct vmig_session_config (its
+ * session_id, secret, timeout_ms).  Documentation/wire.rst, "Postcopy".
+ */
+struct vmig_postcopy_config {
+	unsigned int push_channels;	/* background push (default 2, <= 16) */
+	unsigned int batch_pages;	/* pages per push packet (default 64) */
+	uint64_t max_bandwidth;		/* push bytes/s; 0: unlimited */
+};
+
+struct vmig_postcopy_src_stats {
+	uint64_t discarded;		/* pages in the discard bitmap */
+	uint64_t have;			/* pages the destination held (last) */
+	uint64_t pushed;		/* pages sent by the background push */
+	uint64_t requests;		/* page requests received */
+	uint64_t requested_sent;	/* pages sent for them */
+	uint64_t zero_pages;		/* sent as zero markers */
+	uint64_t bytes;			/* packets sent, headers included */
+	uint64_t connects;		/* connections (1 + resumes) */
+};
+
+struct vmig_postcopy_dest_stats {
+	uint64_t present;		/* pages held from precopy at start */
+	uint64_t discarded;		/* of them, dropped as stale */
+	uint64_t faults;		/* userfaultfd page faults read */
+	uint64_t requests;		/* page requests sent (incl. resends) */
+	uint64_t placed;		/* pages placed with UFFDIO_COPY */
+	uint64_t zero_placed;		/* pages placed with UFFDIO_ZEROPAGE */
+	uint64_t duplicates;		/* copies of placed pages, dropped */
+	uint64_t eexist;		/* placements the kernel found done */
+	uint64_t breaks;		/* connections lost */
+	uint64_t bytes;			/* packets received, headers included */
+	bool done;			/* every page is placed */
+};
+
+struct vmig_postcopy_src;
+struct vmig_postcopy_dest;
+
+void vmig_postcopy_config_init(struct vmig_postcopy_config *cfg);
+
+/*
+ * Source: ram must no longer be tracked (vmig_ram_track_stop()), its
+ * vCPUs stopped; its dirty set becomes the discard bitmap (and is
+ * emptied).  cfg may be NULL for the defaults.
+ */
+int vmig_ram_postcopy_src_new(struct vmig_ram *ram,
+			      const struct vmig_session_config *scfg,
+			      const struct vmig_postcopy_config *cfg,
+			      struct vmig_postcopy_src **out);
+void vmig_ram_postcopy_src_free(struct vmig_postcopy_src *s);
+/*
+ * Connect to addr and serve until the destination reports every page
+ * placed (0), or a negative errno: the connection broke or was refused
+ * (call again to resume), or the destination failed (-EPROTO, ...).
+ */
+int vmig_ram_postcopy_src_run(struct vmig_postcopy_src *s,
+			      const struct sockaddr *addr, socklen_t addrlen);
+/* From another thread: make a running vmig_ram_postcopy_src_run() fail
+ * with -ECONNABORTED (as a network break would). */
+void vmig_ram_postcopy_src_cut(struct vmig_postcopy_src *s);
+void vmig_ram_postcopy_src_get_stats(struct vmig_postcopy_src *s,
+				     struct vmig_postcopy_src_stats *st);
+
+/*
+ * Destination: d holds what precopy placed (vmig_ram_dest_serve() has
+ * returned).  Regions with a backing fd drop pages with
+ * FALLOC_FL_PUNCH_HOLE, the others with MADV_DONTNEED.
+ */
+int vmig_ram_postcopy_dest_new(struct vmig_ram_dest *d,
+			       const struct vmig_session_config *scfg,
+			       struct vmig_postcopy_dest **out);
+/*
+ * Accept the source's channels on listen_fd (the first time: take the
+ * discard bitmap and register the RAM with userfaultfd), send the received
+ * bitmap and the outstanding requests, and start serving faults.  After
+ * the first 0 the vCPUs may run.
+ */
+int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
+				  int listen_fd);
+/*
+ * 0 once every page is placed (the RAM is then unregistered), or a
+ * negative errno when the connection broke (paused: accept again) or the
+ * source sent something wrong.
+ */
+int vmig_ram_postcopy_dest_wait(struct vmig_postcopy_dest *p);
+/* Frees; while pages are missing, the RAM stays registered and faulting
+ * threads would wait for ever: only free after done, or to abandon. */
+void vmig_ram_postcopy_dest_free(struct vmig_postcopy_dest *p);
+void vmig_ram_postcopy_dest_get_stats(struct vmig_postcopy_dest *p,
+				      struct vmig_postcopy_dest_stats *st);
 
 #ifdef __cplusplus
 }
