@@ -235,9 +235,11 @@ static void bw_wait(struct vmig_postcopy_src *s, size_t len)
 	uint64_t t, now;
 	struct timespec ts;
 
-	if (!s->cfg.max_bandwidth)
-		return;
 	pthread_mutex_lock(&s->bw_lock);
+	if (!s->cfg.max_bandwidth) {
+		pthread_mutex_unlock(&s->bw_lock);
+		return;
+	}
 	now = now_ns();
 	t = s->bw_next_ns > now ? s->bw_next_ns : now;
 	s->bw_next_ns = t + len * 1000000000ULL / s->cfg.max_bandwidth;
@@ -468,6 +470,15 @@ VMIG_EXPORT int vmig_ram_postcopy_src_run(struct vmig_postcopy_src *s,
 		vmig_warn("postcopy: the run ended: %d (run again to resume)",
 			  ret);
 	return ret;
+}
+
+VMIG_EXPORT void vmig_ram_postcopy_src_set_bandwidth(struct vmig_postcopy_src *s,
+						   uint64_t bytes_per_s)
+{
+	pthread_mutex_lock(&s->bw_lock);
+	s->cfg.max_bandwidth = bytes_per_s;
+	s->bw_next_ns = 0;
+	pthread_mutex_unlock(&s->bw_lock);
 }
 
 VMIG_EXPORT void vmig_ram_postcopy_src_get_stats(struct vmig_postcopy_src *s,

@@ -809,6 +809,9 @@ int vmig_ram_postcopy_src_run(struct vmig_postcopy_src *s,
 /* From another thread: make a running vmig_ram_postcopy_src_run() fail
  * with -ECONNABORTED (as a network break would). */
 void vmig_ram_postcopy_src_cut(struct vmig_postcopy_src *s);
+/* Change the push's limit (0: unlimited), from any thread. */
+void vmig_ram_postcopy_src_set_bandwidth(struct vmig_postcopy_src *s,
+					 uint64_t bytes_per_s);
 void vmig_ram_postcopy_src_get_stats(struct vmig_postcopy_src *s,
 				     struct vmig_postcopy_src_stats *st);
 
