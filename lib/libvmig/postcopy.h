@@ -92,6 +92,12 @@ static inline void pc_clear(_Atomic uint64_t *bm, uint64_t n)
 				  memory_order_acq_rel);
 }
 
+/*
+ * The calling thread carries the background push (either side): it yields
+ * the CPUs to the threads that serve faults (nice 10; best effort).
+ */
+void pc_background_thread(void);
+
 /* A zeroed bitmap of n bits (mmap), or NULL; pc_bitmap_free() frees it. */
 _Atomic uint64_t *pc_bitmap_alloc(uint64_t n);
 void pc_bitmap_free(_Atomic uint64_t *bm, uint64_t n);

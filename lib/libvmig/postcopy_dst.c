@@ -430,6 +430,8 @@ static void *receiver(void *arg)
 	uint8_t *buf;
 	ssize_t r;
 
+	if (rt->chan)
+		pc_background_thread();
 	buf = malloc(RAM_MAX_PKT);
 	if (!buf) {
 		ret = -ENOMEM;

@@ -261,6 +261,7 @@ static void *pusher(void *arg)
 	struct ram_pkt_hdr end = { .flags = RAM_PKT_F_END };
 	uint8_t *buf;
 
+	pc_background_thread();
 	buf = malloc(RAM_PKT_HDR_LEN + (size_t)batch * (8 + RAM_PAGE_SIZE));
 	if (!buf) {
 		pt->err = -ENOMEM;

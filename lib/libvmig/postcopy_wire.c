@@ -6,10 +6,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "postcopy.h"
 
 #define PC_BITMAP_MAX	(1ULL << 31)	/* 64 TiB of RAM */
+
+void pc_background_thread(void)
+{
+	/* On Linux, nice is per thread. */
+	setpriority(PRIO_PROCESS, gettid(), 10);
+}
 
 _Atomic uint64_t *pc_bitmap_alloc(uint64_t n)
 {
