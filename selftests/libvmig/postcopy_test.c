@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "test_scale.h"
 #include "testvm.h"
 #include "vmig.h"
 
@@ -153,6 +154,8 @@ FIXTURE_SETUP(pc)
 
 	if (!have_kvm_and_uffd())
 		SKIP(return, "no /dev/kvm or no userfaultfd");
+	cfg.ram_size /= test_scale();
+	cfg.rate /= test_scale();
 	self->size = cfg.ram_size;
 	self->ws = self->size / 4096 / NR_VCPUS / 4;
 	cfg.working_set = self->ws;
@@ -195,8 +198,9 @@ FIXTURE_TEARDOWN(pc)
 
 TEST_F(pc, pages_placed_once_and_ram_matches)
 {
+	/* Precopy sends a sixth of RAM at most, the push takes ~1.3 s. */
 	struct vmig_ram_precopy_config pcfg = {
-		.max_bandwidth = 64ULL << 20,
+		.max_bandwidth = self->size,
 	};
 	struct vmig_postcopy_config cfg;
 	struct vmig_postcopy_src_stats ss;
@@ -245,7 +249,7 @@ TEST_F(pc, pages_placed_once_and_ram_matches)
 	vmig_ram_precopy_free(pre);
 
 	vmig_postcopy_config_init(&cfg);
-	cfg.max_bandwidth = 48ULL << 20;	/* the push takes ~1 s */
+	cfg.max_bandwidth = self->size * 3 / 4;
 	ASSERT_EQ(0, vmig_ram_postcopy_src_new(self->ram, &scfg, &cfg, &a.s));
 	ASSERT_EQ(0, vmig_ram_postcopy_dest_new(self->dest, &scfg, &pd));
 	ASSERT_EQ(0, pthread_create(&th, NULL, src_thread, &a));

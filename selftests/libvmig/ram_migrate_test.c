@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "test_scale.h"
 #include "testvm.h"
 #include "vmig.h"
 
@@ -82,14 +83,14 @@ FIXTURE_VARIANT_ADD(mig, wp)
 
 FIXTURE_VARIANT_ADD(mig, ring_high_rate_stuck)
 {
-	.tracker = VMIG_TRACK_RING, .ring = 4096, .mib = 32, .rate = 0,
+	.tracker = VMIG_TRACK_RING, .ring = 4096, .mib = 32, .rate = 20000,
 	.max_bw = 16ULL << 20, .downtime_ms = 20, .stuck = true,
 	.no_fill = true,
 };
 
 FIXTURE_VARIANT_ADD(mig, bitmap_high_rate_stuck)
 {
-	.tracker = VMIG_TRACK_BITMAP, .mib = 32, .rate = 0,
+	.tracker = VMIG_TRACK_BITMAP, .mib = 32, .rate = 20000,
 	.max_bw = 16ULL << 20, .downtime_ms = 20, .stuck = true,
 	.no_fill = true,
 };
@@ -117,7 +118,10 @@ FIXTURE_SETUP(mig)
 
 	if (!have_kvm())
 		SKIP(return, "no /dev/kvm");
-	self->size = variant->mib << 20;
+	self->size = (variant->mib << 20) / test_scale();
+	/* Under TCG a stuck variant's guest needs all the speed it has. */
+	if (!variant->stuck)
+		cfg.rate /= test_scale();
 	cfg.ram_size = self->size;
 	/* A quarter of each vCPU's share is its working set. */
 	cfg.working_set = self->size / 4096 / NR_VCPUS / 4;
@@ -184,11 +188,12 @@ static void *serve_thread(void *p)
 	return NULL;
 }
 
-TEST_F(mig, precopy_converges_or_reports_then_ram_matches)
+/* Under TCG in the test VM, the high-rate variants take longer. */
+TEST_F_TIMEOUT(mig, precopy_converges_or_reports_then_ram_matches, 120)
 {
 	static const char secret[] = "a secret of the ram migration test";
 	struct vmig_ram_precopy_config pcfg = {
-		.max_bandwidth = variant->max_bw,
+		.max_bandwidth = variant->max_bw / test_scale(),
 	};
 	struct vmig_session_config scfg;
 	struct vmig_converge_config ccfg;

@@ -62,11 +62,21 @@ if [ -f /vmig/lib.path ]; then
 	export LD_LIBRARY_PATH
 fi
 export MIGSIM_IN_VM=1
+# libvmig's guest RAM tests run 8 times smaller under TCG (test_scale.h)
+VMIG_TEST_SCALE=8
+export VMIG_TEST_SCALE
 
 while read -r ko; do
 	[ -n "$ko" ] || continue
 	insmod "$ko" || say "insmod $(basename "$ko") failed rc=$?"
 done < /vmig/modules.list
+
+# One KVM VM open all along: see kvm_hold.c (a TCG workaround)
+kvm_hold_pid=
+if [ -c /dev/kvm ] && [ -x /vmig/tests/vm/kvm_hold ]; then
+	/vmig/tests/vm/kvm_hold &
+	kvm_hold_pid=$!
+fi
 
 migsim=0
 if [ -f /vmig/vfio-migsim.ko ]; then
@@ -136,6 +146,11 @@ shell)
 	setsid cttyhack sh -l
 	;;
 esac
+
+if [ -n "$kvm_hold_pid" ]; then
+	kill "$kvm_hold_pid"
+	wait "$kvm_hold_pid" 2>/dev/null
+fi
 
 if [ "$migsim" = 1 ]; then
 	if rmmod vfio_migsim; then

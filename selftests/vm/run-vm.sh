@@ -44,6 +44,7 @@ VM_APPEND=${VM_APPEND:-}
 
 MIGSIM_KO=$TOP/kernel/vfio-migsim/vfio-migsim.ko
 SANITY=$BUILD/selftests/vm/vm_sanity
+KVM_HOLD=$BUILD/selftests/vm/kvm_hold
 MIGSIM_TESTS=$BUILD/selftests/migsim
 VMIGCTL=$BUILD/tools/vmigctl
 # distro modules the VM needs besides vfio-migsim's own dependencies
@@ -224,6 +225,9 @@ build_run() {
 	fi
 	cp "$SANITY" "$root/vmig/tests/vm/"
 	copy_libs "$SANITY" "$root"
+	if [[ -f $KVM_HOLD ]]; then
+		cp "$KVM_HOLD" "$root/vmig/tests/vm/"
+	fi
 	if [[ -d $MIGSIM_TESTS ]]; then
 		for f in "$MIGSIM_TESTS"/*; do
 			[[ -f $f ]] || continue
