@@ -209,6 +209,7 @@ VMIG_EXPORT void vmig_ram_free(struct vmig_ram *ram)
 		return;
 	vmig_ram_track_stop(ram);
 	ram_vfio_free(ram);
+	ram_devlog_free(ram);
 	ram_rings_release(ram);
 	if (ram->pending)
 		munmap(ram->pending, (ram->total_pages + 63) / 64 * 8);
@@ -284,17 +285,26 @@ VMIG_EXPORT int vmig_ram_track_start(struct vmig_ram *ram,
 		return err;
 	}
 	ram->ops = ops;
-	/* Device writes: the VFIO containers' bitmaps, if any were added. */
+	/*
+	 * Device writes: the VFIO containers' bitmaps and the devices' DMA
+	 * logs, if any were added.
+	 */
 	err = ram_vfio_start(ram);
+	if (!err) {
+		err = ram_devlog_start(ram);
+		if (err)
+			ram_vfio_stop(ram);
+	}
 	if (err) {
 		ops->stop(ram);
 		ram->ops = NULL;
 		ram->tracker_priv = NULL;
 		return err;
 	}
-	vmig_info("ram: tracking %lu pages with the %s tracker%s",
+	vmig_info("ram: tracking %lu pages with the %s tracker%s%s",
 		  (unsigned long)ram->total_pages, ops->name,
-		  ram->vfio ? " and VFIO container bitmaps" : "");
+		  ram->vfio ? " and VFIO container bitmaps" : "",
+		  ram->devlog ? " and VFIO device DMA logs" : "");
 	return 0;
 }
 
@@ -304,6 +314,7 @@ VMIG_EXPORT void vmig_ram_track_stop(struct vmig_ram *ram)
 		return;
 	ram->ops->stop(ram);
 	ram_vfio_stop(ram);
+	ram_devlog_stop(ram);
 	ram->ops = NULL;
 	ram->tracker_priv = NULL;
 }
@@ -327,6 +338,9 @@ VMIG_EXPORT int vmig_ram_sync(struct vmig_ram *ram)
 	if (err)
 		return err;
 	err = ram_vfio_sync(ram, true);
+	if (err)
+		return err;
+	err = ram_devlog_sync(ram, true);
 	if (err)
 		return err;
 	ram_lock(ram);

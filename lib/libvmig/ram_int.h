@@ -67,7 +67,9 @@ struct vmig_ram {
 
 	/* VFIO containers whose dirty bitmaps feed the set (track_vfio.c). */
 	struct ram_vfio *vfio;
-	pthread_mutex_t vfio_lock;
+	/* VFIO devices whose DMA logs feed the set (track_devlog.c). */
+	struct ram_devlog *devlog;
+	pthread_mutex_t vfio_lock;	/* both lists */
 
 	/* The dirty set, under lock. */
 	pthread_mutex_t lock;
@@ -95,6 +97,24 @@ int ram_vfio_start(struct vmig_ram *ram);
 int ram_vfio_sync(struct vmig_ram *ram, bool queue);
 void ram_vfio_stop(struct vmig_ram *ram);
 void ram_vfio_free(struct vmig_ram *ram);
+
+/* The same for the VFIO devices' DMA logs (track_devlog.c). */
+int ram_devlog_start(struct vmig_ram *ram);
+int ram_devlog_sync(struct vmig_ram *ram, bool queue);
+void ram_devlog_stop(struct vmig_ram *ram);
+void ram_devlog_free(struct vmig_ram *ram);
+
+/*
+ * The ioctl() the DMA logging makes on a device fd: ioctl() itself,
+ * returning 0 or -errno.  No kernel we test on implements the DMA logging
+ * features, so selftests/libvmig/devlog_test.c replaces it with a model of
+ * a device that logs its writes.
+ */
+struct ram_vfio_sys {
+	int (*ioctl)(int fd, unsigned long request, void *arg);
+};
+
+extern struct ram_vfio_sys ram_vfio_sys;
 
 /* Unmap the dirty rings (vmig_ram_free()). */
 void ram_rings_release(struct vmig_ram *ram);

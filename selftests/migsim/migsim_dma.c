@@ -12,7 +12,9 @@
  *   the error counter, last_error and a disabled range, with no splat (the
  *   VM runner checks dmesg).
  * - DMA_SET refuses bad input with an extack message.
- * - Device DMA logging is not advertised (ENOTTY).
+ * - Device DMA logging is not advertised (ENOTTY), and libvmig's
+ *   vmig_ram_add_vfio_device_log() gives -EOPNOTSUPP, so a VMM falls back
+ *   to the container (vmig_ram_add_vfio_container()).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -371,8 +373,26 @@ TEST_F(dma, dma_logging_not_advertised)
 			   VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
 	};
 
+	struct vmig_ram_region r = {
+		.host_addr = self->mem,
+		.size = MAP_SIZE,
+		.fd = -1,
+		.kvm_slot = -1,
+	};
+	uint64_t iova = MAP_IOVA;
+	struct vmig_ram *ram;
+
 	EXPECT_EQ(-1, ioctl(self->in.fd, VFIO_DEVICE_FEATURE, &req));
 	EXPECT_EQ(ENOTTY, errno);
+
+	/* libvmig says so, and the VMM falls back to the container. */
+	ASSERT_EQ(0, vmig_ram_new(&r, 1, NULL, &ram));
+	EXPECT_EQ(-EOPNOTSUPP, vmig_ram_add_vfio_device_log(ram, self->in.fd,
+							    &iova, 0));
+	EXPECT_EQ(0, vmig_ram_add_vfio_container(ram, self->container,
+						 &iova, 0));
+	EXPECT_EQ(0, vmig_ram_track_start(ram, VMIG_TRACK_WP));
+	vmig_ram_free(ram);
 }
 
 TEST_HARNESS_MAIN

@@ -213,6 +213,7 @@ struct vmig_ram_stats {
 	uint64_t ring_full;	/* KVM_EXIT_DIRTY_RING_FULL handled */
 	uint64_t losses;	/* a tracker lost track: forced full re-syncs */
 	uint64_t vfio_reported;	/* of reported: VFIO container bitmap bits */
+	uint64_t devlog_reported; /* of reported: VFIO device DMA log bits */
 };
 
 struct vmig_ram;
@@ -294,6 +295,35 @@ void vmig_ram_get_stats(struct vmig_ram *ram, struct vmig_ram_stats *st);
 #define VMIG_RAM_NO_IOVA	UINT64_MAX
 int vmig_ram_add_vfio_container(struct vmig_ram *ram, int container_fd,
 				const uint64_t *iova, uint64_t map_chunk);
+
+/*
+ * The same from a device's own DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_
+ * START / REPORT / STOP), where the device offers it: a variant driver with
+ * log ops, on a kernel with CONFIG_IOMMUFD_DRIVER.  device_fd is the VFIO
+ * device (e.g. vmig_vfio_fd()), iova[] as above; page_size is the tracking
+ * granularity to ask the device for (a power of two, at least 4096; 0:
+ * 4096), which it may change.  Pages are read at 4 KiB either way (a
+ * device that tracks larger pages reports every 4 KiB page of a written
+ * one).
+ *
+ * Adding probes the feature and tries it once (START, a REPORT, STOP).
+ * -EOPNOTSUPP: the device does not offer DMA logging, or offers it and
+ * cannot report (stub log ops on a kernel without CONFIG_IOMMUFD_DRIVER,
+ * as Debian's 6.12 and the mtty sample): add its container with
+ * vmig_ram_add_vfio_container() instead.  Tracking then STARTs the logging
+ * (a failure fails vmig_ram_track_start()), vmig_ram_sync() REPORTs each
+ * mapped region and adds its pages to the dirty set, and
+ * vmig_ram_track_stop() takes a last report, then STOPs.  A REPORT that
+ * fails makes every page dirty again (the device's log is then unknown)
+ * and fails the sync.  START gets one IOVA range per mapped region; ranges
+ * the device refuses as too many (E2BIG, EINVAL) are merged, the closest
+ * first, until it takes them.  Order at switchover as above.
+ * -EBUSY while tracking, -EINVAL on a bad IOVA (or two regions mapped over
+ * each other) or page_size; the device's errno when the probe or the trial
+ * fails otherwise.
+ */
+int vmig_ram_add_vfio_device_log(struct vmig_ram *ram, int device_fd,
+				 const uint64_t *iova, uint64_t page_size);
 
 /* ------------------------------- device-state migration sessions (issue 5) */
 
