@@ -29,11 +29,8 @@
 #include <netlink/genl/genl.h>
 
 #include "kselftest_harness.h"
+#include "migsim_nl.h"
 #include "migsim_util.h"
-
-#ifndef SOL_NETLINK
-#define SOL_NETLINK 270
-#endif
 
 #define STATE_SIZE	(4 * MiB)
 #define RW_SIZE		(64 * KiB)
@@ -51,41 +48,7 @@ struct ext {
 	uint32_t miss_type;	/* NLMSGERR_ATTR_MISS_TYPE */
 };
 
-struct nl {
-	struct nl_sock *sk;
-	int family;
-};
-
-static int fam_open(struct nl *nl)
-{
-	int one = 1;
-
-	nl->sk = nl_socket_alloc();
-	if (!nl->sk)
-		return -ENOMEM;
-	if (genl_connect(nl->sk) < 0)
-		goto fail;
-	if (setsockopt(nl_socket_get_fd(nl->sk), SOL_NETLINK, NETLINK_EXT_ACK,
-		       &one, sizeof(one)))
-		goto fail;
-	nl->family = genl_ctrl_resolve(nl->sk, MIGSIM_GENL_NAME);
-	if (nl->family < 0)
-		goto fail;
-	return 0;
-fail:
-	nl_socket_free(nl->sk);
-	nl->sk = NULL;
-	return -ENOENT;
-}
-
-static void fam_close(struct nl *nl)
-{
-	if (nl->sk)
-		nl_socket_free(nl->sk);
-	nl->sk = NULL;
-}
-
-static struct nl_msg *req(struct nl *nl, int cmd, int flags, const char *uuid)
+static struct nl_msg *req(struct migsim_nl *nl, int cmd, int flags, const char *uuid)
 {
 	struct nl_msg *m = nlmsg_alloc();
 
@@ -186,7 +149,7 @@ static int on_valid(struct nl_msg *m, void *arg)
 }
 
 /* Send m (freed), wait for the ACK / end of dump / error. */
-static int nl_do(struct nl *nl, struct nl_msg *m,
+static int nl_do(struct migsim_nl *nl, struct nl_msg *m,
 		 int (*valid)(struct nl_msg *m, void *arg), void *arg,
 		 struct ext *ext)
 {
@@ -282,7 +245,7 @@ static int collect(struct nl_msg *m, void *arg)
 	return 0;
 }
 
-static int dev_get(struct nl *nl, const char *uuid, struct info *d,
+static int dev_get(struct migsim_nl *nl, const char *uuid, struct info *d,
 		   struct ext *ext)
 {
 	struct infos *l = calloc(1, sizeof(*l));
@@ -299,14 +262,14 @@ static int dev_get(struct nl *nl, const char *uuid, struct info *d,
 	return ret;
 }
 
-static int dev_dump(struct nl *nl, struct infos *l, struct ext *ext)
+static int dev_dump(struct migsim_nl *nl, struct infos *l, struct ext *ext)
 {
 	l->n = 0;
 	return nl_do(nl, req(nl, MIGSIM_CMD_DEV_GET, NLM_F_DUMP, NULL),
 		     collect, l, ext);
 }
 
-static int set_u64(struct nl *nl, const char *uuid, int attr, uint64_t v,
+static int set_u64(struct migsim_nl *nl, const char *uuid, int attr, uint64_t v,
 		   struct ext *ext, uint32_t *offs)
 {
 	struct nl_msg *m = req(nl, MIGSIM_CMD_DEV_SET, 0, uuid);
@@ -320,7 +283,7 @@ static int set_u64(struct nl *nl, const char *uuid, int attr, uint64_t v,
 	return nl_do(nl, m, NULL, NULL, ext);
 }
 
-static int set_u32(struct nl *nl, const char *uuid, int attr, uint32_t v,
+static int set_u32(struct migsim_nl *nl, const char *uuid, int attr, uint32_t v,
 		   struct ext *ext, uint32_t *offs)
 {
 	struct nl_msg *m = req(nl, MIGSIM_CMD_DEV_SET, 0, uuid);
@@ -347,7 +310,7 @@ static bool fault_is_u64(int type)
 }
 
 /* FAULT_SET with these attributes in the nest; none: an empty nest. */
-static int fault_set(struct nl *nl, const char *uuid, const struct fattr *fa,
+static int fault_set(struct migsim_nl *nl, const char *uuid, const struct fattr *fa,
 		     struct ext *ext)
 {
 	struct nl_msg *m = req(nl, MIGSIM_CMD_FAULT_SET, 0, uuid);
@@ -383,7 +346,7 @@ static int fault_set(struct nl *nl, const char *uuid, const struct fattr *fa,
 
 #define FAULTS(...) ((const struct fattr[]){ __VA_ARGS__, { 0, 0 } })
 
-static int fault_clear(struct nl *nl, const char *uuid)
+static int fault_clear(struct migsim_nl *nl, const char *uuid)
 {
 	return fault_set(nl, uuid, NULL, NULL);
 }
@@ -440,17 +403,17 @@ static int no_seq_check(struct nl_msg *m, void *arg)
 	return NL_OK;
 }
 
-static int events_open(struct nl *nl)
+static int events_open(struct migsim_nl *nl)
 {
 	int grp, ret;
 
-	ret = fam_open(nl);
+	ret = migsim_nl_open(nl);
 	if (ret)
 		return ret;
 	grp = genl_ctrl_resolve_grp(nl->sk, MIGSIM_GENL_NAME,
 				    MIGSIM_GENL_MCGRP);
 	if (grp < 0 || nl_socket_add_membership(nl->sk, grp) < 0) {
-		fam_close(nl);
+		migsim_nl_close(nl);
 		return -ENOENT;
 	}
 	nl_socket_disable_seq_check(nl->sk);
@@ -459,7 +422,7 @@ static int events_open(struct nl *nl)
 }
 
 /* Collect the events until none came for quiet_ms. */
-static int events_drain(struct nl *nl, struct events *ev, int quiet_ms)
+static int events_drain(struct migsim_nl *nl, struct events *ev, int quiet_ms)
 {
 	struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
 	struct pollfd pfd = { .fd = nl_socket_get_fd(nl->sk),
@@ -622,7 +585,7 @@ static int child_wait(struct child *c, int timeout_ms)
 /* ------------------------------------------------------------ fixture */
 
 FIXTURE(nl) {
-	struct nl nl;
+	struct migsim_nl nl;
 	struct migsim_inst a, b;	/* both open, STATE_SIZE */
 	uint32_t offs;
 	struct ext ext;
@@ -634,7 +597,7 @@ FIXTURE_SETUP(nl)
 
 	memset(&self->a, 0, sizeof(self->a));
 	memset(&self->b, 0, sizeof(self->b));
-	ret = fam_open(&self->nl);
+	ret = migsim_nl_open(&self->nl);
 	if (ret == -ENOENT && access(MIGSIM_TYPE_DIR, F_OK))
 		SKIP(return, "vfio-migsim is not loaded");
 	ASSERT_EQ(0, ret) TH_LOG("no generic netlink family %s",
@@ -1090,7 +1053,7 @@ static int perm_child(const char *uuid, int how)
 	struct __user_cap_data_struct c[2];
 	struct infos *l;
 	struct info d;
-	struct nl nl;
+	struct migsim_nl nl;
 
 	if (how == 0) {
 		if (syscall(SYS_capget, &h, c))
@@ -1102,7 +1065,7 @@ static int perm_child(const char *uuid, int how)
 	} else if (setgid(65534) || setuid(65534)) {
 		return PERM_DROP;
 	}
-	if (fam_open(&nl))
+	if (migsim_nl_open(&nl))
 		return PERM_OPEN;
 	if (dev_get(&nl, uuid, &d, NULL) || strcmp(d.uuid, uuid))
 		return PERM_GET;
@@ -1441,7 +1404,7 @@ static const struct event script_events[] = {
 
 /* RUNNING -> PRE_COPY -> PRE_COPY_P2P -> STOP_COPY -> STOP -> RUNNING,
  * then a failing SET and a reset: each a single SET ioctl. */
-static int run_script(struct nl *nl, struct migsim_inst *in)
+static int run_script(struct migsim_nl *nl, struct migsim_inst *in)
 {
 	static const enum vmig_dev_state steps[] = {
 		VMIG_STATE_PRE_COPY, VMIG_STATE_PRE_COPY_P2P,
@@ -1477,7 +1440,7 @@ TEST_F(nl, events_follow_every_arc)
 {
 	struct events ev = { .uuid = self->a.uuid };
 	struct events other = { .uuid = self->b.uuid };
-	struct nl sub;
+	struct migsim_nl sub;
 	int i;
 
 	ASSERT_EQ(0, events_open(&sub));
@@ -1500,7 +1463,7 @@ TEST_F(nl, events_follow_every_arc)
 	EXPECT_EQ(1, other.n);
 	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, other.v[0].old);
 	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING_P2P, other.v[0].new);
-	fam_close(&sub);
+	migsim_nl_close(&sub);
 }
 
 /* ------------------------------------------------------------ vmigctl */
