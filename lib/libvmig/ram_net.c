@@ -19,7 +19,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +39,7 @@ struct vmig_ram_net {
 	struct vmig_txq *q;
 	unsigned int nchan;
 	struct net_chan *chans;
+	bool own_fds;			/* close them (not a session's) */
 	int err;			/* first error */
 	pthread_mutex_t lock;
 	bool finished;
@@ -94,6 +94,61 @@ static void *sender(void *arg)
 	return NULL;
 }
 
+/* The queue and the channel slots; fds and threads come later. */
+static int net_alloc(unsigned int nchan, uint64_t mem_limit,
+		     struct vmig_ram_net **out)
+{
+	struct vmig_ram_net *n;
+	uint64_t mem;
+	unsigned int i;
+	int ret;
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_init(&n->lock, NULL);
+	n->nchan = nchan ? nchan : 1;
+	/*
+	 * A short queue: the convergence model measures the bandwidth where
+	 * packets enter it, so what it holds is not counted as sent for long.
+	 */
+	mem = mem_limit ? mem_limit : 8ULL << 20;
+	if (mem < 2 * RAM_MAX_PKT)
+		mem = 2 * RAM_MAX_PKT;
+	ret = vmig_txq_create(mem, RAM_MAX_PAYLOAD, &n->q);
+	if (!ret) {
+		n->chans = calloc(n->nchan, sizeof(*n->chans));
+		if (!n->chans)
+			ret = -ENOMEM;
+	}
+	if (ret) {
+		vmig_ram_net_close(n);
+		return ret;
+	}
+	for (i = 0; i < n->nchan; i++) {
+		n->chans[i].fd = -1;
+		n->chans[i].net = n;
+		n->chans[i].idx = i;
+	}
+	*out = n;
+	return 0;
+}
+
+static int net_start(struct vmig_ram_net *n)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < n->nchan; i++) {
+		ret = -pthread_create(&n->chans[i].thread, NULL, sender,
+				      &n->chans[i]);
+		if (ret)
+			return ret;
+		n->chans[i].started = true;
+	}
+	return 0;
+}
+
 VMIG_EXPORT int vmig_ram_net_connect(const struct vmig_session_config *cfg,
 				     const struct sockaddr *addr,
 				     socklen_t addrlen,
@@ -102,7 +157,6 @@ VMIG_EXPORT int vmig_ram_net_connect(const struct vmig_session_config *cfg,
 	struct vmig_chan_auth auth = { 0 };
 	struct vmig_chan_id id = { 0 };
 	struct vmig_ram_net *n;
-	uint64_t mem;
 	unsigned int i;
 	int ret;
 
@@ -111,29 +165,10 @@ VMIG_EXPORT int vmig_ram_net_connect(const struct vmig_session_config *cfg,
 	    cfg->secret_len > VMIG_SECRET_MAX_LEN ||
 	    cfg->channels > VMIG_MAX_CHANNELS)
 		return -EINVAL;
-	n = calloc(1, sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	pthread_mutex_init(&n->lock, NULL);
-	n->nchan = cfg->channels ? cfg->channels : 1;
-	/*
-	 * A short queue: the convergence model measures the bandwidth where
-	 * packets enter it, so what it holds is not counted as sent for long.
-	 */
-	mem = cfg->mem_limit ? cfg->mem_limit : 8ULL << 20;
-	if (mem < 2 * RAM_MAX_PKT)
-		mem = 2 * RAM_MAX_PKT;
-	ret = vmig_txq_create(mem, RAM_MAX_PAYLOAD, &n->q);
+	ret = net_alloc(cfg->channels, cfg->mem_limit, &n);
 	if (ret)
-		goto fail;
-	n->chans = calloc(n->nchan, sizeof(*n->chans));
-	if (!n->chans) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	for (i = 0; i < n->nchan; i++)
-		n->chans[i].fd = -1;
-
+		return ret;
+	n->own_fds = true;
 	memcpy(auth.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
 	auth.secret = cfg->secret;
 	auth.secret_len = cfg->secret_len;
@@ -149,21 +184,38 @@ VMIG_EXPORT int vmig_ram_net_connect(const struct vmig_session_config *cfg,
 			goto fail;
 		}
 		n->chans[i].fd = ret;
-		n->chans[i].net = n;
-		n->chans[i].idx = i;
 	}
-	for (i = 0; i < n->nchan; i++) {
-		ret = -pthread_create(&n->chans[i].thread, NULL, sender,
-				      &n->chans[i]);
-		if (ret)
-			goto fail;
-		n->chans[i].started = true;
-	}
+	ret = net_start(n);
+	if (ret)
+		goto fail;
 	*out = n;
 	return 0;
 fail:
 	vmig_ram_net_close(n);
 	return ret;
+}
+
+int ram_net_from_fds(const int *fds, unsigned int n, uint64_t mem_limit,
+		     struct vmig_ram_net **out)
+{
+	struct vmig_ram_net *net;
+	unsigned int i;
+	int ret;
+
+	if (!n || n > VMIG_MAX_CHANNELS)
+		return -EINVAL;
+	ret = net_alloc(n, mem_limit, &net);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++)
+		net->chans[i].fd = fds[i];
+	ret = net_start(net);
+	if (ret) {
+		vmig_ram_net_close(net);
+		return ret;
+	}
+	*out = net;
+	return 0;
 }
 
 static void join(struct vmig_ram_net *n)
@@ -190,7 +242,7 @@ VMIG_EXPORT void vmig_ram_net_close(struct vmig_ram_net *n)
 		vmig_txq_abort(n->q);
 	if (n->chans) {
 		join(n);
-		for (i = 0; i < n->nchan; i++)
+		for (i = 0; n->own_fds && i < n->nchan; i++)
 			if (n->chans[i].fd >= 0)
 				close(n->chans[i].fd);
 	}
@@ -280,20 +332,6 @@ struct recv_chan {
 	int err;
 };
 
-static int serve_wanted(const struct vmig_chan_id *id, void *opaque)
-{
-	struct serve *sv = opaque;
-
-	if (id->kind != VMIG_CHAN_RAM)
-		return -EPROTONOSUPPORT;
-	if (!id->count || id->count > VMIG_MAX_CHANNELS ||
-	    id->index >= id->count || (sv->count && id->count != sv->count))
-		return -EINVAL;
-	if (sv->count && sv->fds[id->index] >= 0)
-		return -EEXIST;
-	return 0;
-}
-
 static void *receiver(void *arg)
 {
 	struct recv_chan *rc = arg;
@@ -361,81 +399,26 @@ static void *receiver(void *arg)
 	return NULL;
 }
 
-static int serve_accept(struct serve *sv, const struct vmig_chan_auth *auth,
-			int listen_fd, unsigned int *have)
+int ram_serve_fds(struct vmig_ram_dest *d, const int *fds, unsigned int n)
 {
-	struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
-	struct vmig_chan_id id;
-	const char *why;
-	unsigned int i;
-	int fd, ret;
-
-	ret = poll(&pfd, 1, auth->timeout_ms ? (int)auth->timeout_ms : -1);
-	if (ret < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (!ret)
-		return -ETIMEDOUT;
-	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return errno == EINTR || errno == EAGAIN ||
-		       errno == ECONNABORTED ? 0 : -errno;
-	ret = vmig_chan_handshake_accept(fd, auth, serve_wanted, sv, &id, &why);
-	if (ret) {
-		vmig_warn("ram destination: refused a connection: %s", why);
-		close(fd);
-		return 0;
-	}
-	if (!sv->count) {
-		sv->fds = calloc(id.count, sizeof(int));
-		if (!sv->fds) {
-			close(fd);
-			return -ENOMEM;
-		}
-		for (i = 0; i < id.count; i++)
-			sv->fds[i] = -1;
-		sv->count = id.count;
-	}
-	sv->fds[id.index] = fd;
-	(*have)++;
-	return 0;
-}
-
-VMIG_EXPORT int vmig_ram_dest_serve(struct vmig_ram_dest *d,
-				    const struct vmig_session_config *cfg,
-				    int listen_fd)
-{
-	struct vmig_chan_auth auth = { 0 };
-	struct serve sv = { .d = d };
-	struct recv_chan *rcs = NULL;
+	struct serve sv = { .d = d, .count = n, .fds = (int *)fds };
+	struct recv_chan *rcs;
 	uint8_t ack[RAM_ACK_LEN];
-	unsigned int i, have = 0, started = 0;
+	unsigned int i, started = 0;
 	uint32_t v;
 	int ret = 0;
 
-	if (!d || !cfg || !cfg->secret || listen_fd < 0)
-		return -EINVAL;
+	rcs = calloc(n, sizeof(*rcs));
+	if (!rcs)
+		return -ENOMEM;
 	pthread_mutex_init(&sv.lock, NULL);
-	memcpy(auth.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
-	auth.secret = cfg->secret;
-	auth.secret_len = cfg->secret_len;
-	auth.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
-	while (!sv.count || have < sv.count) {
-		ret = serve_accept(&sv, &auth, listen_fd, &have);
-		if (ret)
-			goto out;
-	}
-	rcs = calloc(sv.count, sizeof(*rcs));
-	if (!rcs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < sv.count; i++) {
+	for (i = 0; i < n; i++) {
 		rcs[i].sv = &sv;
 		rcs[i].idx = i;
 		ret = -pthread_create(&rcs[i].thread, NULL, receiver, &rcs[i]);
 		if (ret) {
-			for (i = 0; i < sv.count; i++)
-				shutdown(sv.fds[i], SHUT_RDWR);
+			for (i = 0; i < n; i++)
+				shutdown(fds[i], SHUT_RDWR);
 			break;
 		}
 		started++;
@@ -448,13 +431,33 @@ VMIG_EXPORT int vmig_ram_dest_serve(struct vmig_ram_dest *d,
 	memcpy(ack, &v, 4);
 	v = htole32(-ret);
 	memcpy(ack + 4, &v, 4);
-	vmig_send_all(sv.fds[0], ack, sizeof(ack));
-out:
-	for (i = 0; i < sv.count; i++)
-		if (sv.fds[i] >= 0)
-			close(sv.fds[i]);
-	free(sv.fds);
-	free(rcs);
+	vmig_send_all(fds[0], ack, sizeof(ack));
 	pthread_mutex_destroy(&sv.lock);
+	free(rcs);
+	return ret;
+}
+
+VMIG_EXPORT int vmig_ram_dest_serve(struct vmig_ram_dest *d,
+				    const struct vmig_session_config *cfg,
+				    int listen_fd)
+{
+	struct vmig_chan_auth auth = { 0 };
+	int fds[VMIG_MAX_CHANNELS];
+	unsigned int i, count;
+	int ret;
+
+	if (!d || !cfg || !cfg->secret || listen_fd < 0)
+		return -EINVAL;
+	memcpy(auth.session_id, cfg->session_id, VMIG_SESSION_ID_LEN);
+	auth.secret = cfg->secret;
+	auth.secret_len = cfg->secret_len;
+	auth.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	ret = vmig_chan_accept_set(listen_fd, &auth, VMIG_CHAN_RAM,
+				   VMIG_MAX_CHANNELS, fds, &count);
+	if (ret)
+		return ret;
+	ret = ram_serve_fds(d, fds, count);
+	for (i = 0; i < count; i++)
+		close(fds[i]);
 	return ret;
 }

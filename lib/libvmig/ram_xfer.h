@@ -75,6 +75,15 @@ static inline uint64_t ram_pkt_entry(const void *pkt, unsigned int i)
 bool ram_page_is_zero(const void *page);
 
 /*
+ * RAM channels a device-state session opened (ram_net.c; the fds stay the
+ * caller's).  Source: a sender over them, its sink vmig_ram_net_sink().
+ * Destination: receive until every channel ENDs, acknowledge on fds[0].
+ */
+int ram_net_from_fds(const int *fds, unsigned int n, uint64_t mem_limit,
+		     struct vmig_ram_net **out);
+int ram_serve_fds(struct vmig_ram_dest *d, const int *fds, unsigned int n);
+
+/*
  * The destination's RAM (ram_recv.c); postcopy (postcopy_dst.c) takes
  * over from the stamps: a page is held when its stamp is not 0.
  */
