@@ -26,6 +26,7 @@
 
 #define BW_WINDOW_NS	100000000ULL	/* a bandwidth sample */
 #define BW_GAP_NS	20000000ULL	/* idle longer: restart the window */
+#define BW_FIRST_NS	10000000ULL	/* the first sample, at least */
 
 struct vmig_converge {
 	struct vmig_converge_config cfg;
@@ -96,12 +97,23 @@ VMIG_EXPORT void vmig_converge_account(struct vmig_converge *c,
 	if (!now)
 		now = ram_now_ns();
 	if (!c->win_start || now - c->win_last > BW_GAP_NS) {
+		/*
+		 * A window opens when this packet is done: its bytes went
+		 * out before, so they are not the window's.
+		 */
 		c->win_start = now;
+		c->win_last = now;
 		c->win_bytes = 0;
+		return;
 	}
 	c->win_last = now;
 	c->win_bytes += bytes;
-	if (now - c->win_start < BW_WINDOW_NS)
+	/*
+	 * A full window makes a sample; until the first one, a shorter
+	 * window will do (a pass that takes less than a window would leave
+	 * the model without any bandwidth).
+	 */
+	if (now - c->win_start < (c->bw ? BW_WINDOW_NS : BW_FIRST_NS))
 		return;
 	sample = (uint64_t)((double)c->win_bytes * 1e9 /
 			    (now - c->win_start));

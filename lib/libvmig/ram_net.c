@@ -218,6 +218,11 @@ int ram_net_from_fds(const int *fds, unsigned int n, uint64_t mem_limit,
 	return 0;
 }
 
+void ram_net_abort(struct vmig_ram_net *n)
+{
+	net_fail(n, -ECANCELED);
+}
+
 static void join(struct vmig_ram_net *n)
 {
 	unsigned int i;

@@ -60,6 +60,11 @@ VMIG_EXPORT int vmig_ram_dest_new(const struct vmig_ram_region *regions,
 	return 0;
 }
 
+uint64_t ram_dest_pages(const struct vmig_ram_dest *d)
+{
+	return d->total_pages;
+}
+
 VMIG_EXPORT void vmig_ram_dest_free(struct vmig_ram_dest *d)
 {
 	unsigned int i;

@@ -18,6 +18,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,6 +97,7 @@ struct vmig_ram_precopy {
 	pthread_mutex_t lock;		/* stats */
 	struct vmig_ram_precopy_stats st;
 	bool done;			/* complete() ran */
+	atomic_bool interrupt;		/* ram_precopy_interrupt() */
 };
 
 bool ram_page_is_zero(const void *page)
@@ -352,6 +354,8 @@ VMIG_EXPORT int vmig_ram_precopy_run(struct vmig_ram_precopy *p,
 	if (!p || !c || p->done)
 		return -EINVAL;
 	for (;;) {
+		if (atomic_exchange(&p->interrupt, false))
+			return -EINTR;
 		pthread_mutex_lock(&p->lock);
 		bytes0 = p->st.bytes;
 		pthread_mutex_unlock(&p->lock);
@@ -394,6 +398,11 @@ VMIG_EXPORT int vmig_ram_precopy_run(struct vmig_ram_precopy *p,
 				sleep_ms(p->cfg.sync_ms);
 		}
 	}
+}
+
+void ram_precopy_interrupt(struct vmig_ram_precopy *p)
+{
+	atomic_store(&p->interrupt, true);
 }
 
 VMIG_EXPORT int vmig_ram_precopy_complete(struct vmig_ram_precopy *p)

@@ -82,6 +82,44 @@ bool ram_page_is_zero(const void *page);
 int ram_net_from_fds(const int *fds, unsigned int n, uint64_t mem_limit,
 		     struct vmig_ram_net **out);
 int ram_serve_fds(struct vmig_ram_dest *d, const int *fds, unsigned int n);
+/* Make the sender fail: its queue's waiters return at once. */
+void ram_net_abort(struct vmig_ram_net *n);
+
+/* Make a running vmig_ram_precopy_run() return -EINTR (any thread). */
+void ram_precopy_interrupt(struct vmig_ram_precopy *p);
+
+/*
+ * Guest RAM inside a device-state session (ram_session.c), driven by
+ * session.c.  Status: 0 running, 1 done, or a negative errno.  notify() is
+ * called (from the RAM thread) whenever the verdict or the status changes.
+ */
+struct ram_sess;
+typedef int (*ram_sess_size_fn)(void *opaque, unsigned int dev,
+				uint64_t *bytes);
+
+int ram_sess_new(const struct vmig_session_ram *cfg, bool source,
+		 struct ram_sess **out);
+void ram_sess_free(struct ram_sess *r);
+unsigned int ram_sess_channels(const struct ram_sess *r);
+uint64_t ram_sess_pages(const struct ram_sess *r);
+/* Source: precopy on the RAM channels, the devices' sizes from size(). */
+int ram_sess_src_start(struct ram_sess *r, const int *fds, unsigned int n,
+		       unsigned int ndev, ram_sess_size_fn size,
+		       void *size_opaque, void (*notify)(void *opaque),
+		       void *notify_opaque);
+/* 1: the model said "switch over" lately; 0: not; < 0: RAM failed. */
+int ram_sess_ready(struct ram_sess *r);
+int ram_sess_set_downtime(struct ram_sess *r, uint64_t ns);
+/* The vCPUs are stopped: RAM's last pass, in its thread. */
+void ram_sess_switchover(struct ram_sess *r);
+/* Destination: apply what the RAM channels carry. */
+int ram_sess_dst_start(struct ram_sess *r, const int *fds, unsigned int n,
+		       void (*notify)(void *opaque), void *notify_opaque);
+int ram_sess_status(struct ram_sess *r);
+/* Stop and join the thread (the destination's fds must be shut first). */
+void ram_sess_stop(struct ram_sess *r);
+void ram_sess_get_stats(struct ram_sess *r,
+			struct vmig_session_ram_stats *st);
 
 /*
  * The destination's RAM (ram_recv.c); postcopy (postcopy_dst.c) takes
@@ -102,5 +140,6 @@ struct vmig_ram_dest {
 
 /* The address of page g; *reg caches its region (start with 0). */
 void *ram_dest_page(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg);
+uint64_t ram_dest_pages(const struct vmig_ram_dest *d);
 
 #endif /* VMIG_RAM_XFER_H */

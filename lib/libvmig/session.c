@@ -41,6 +41,7 @@
 
 #include <zstd.h>
 
+#include "ram_xfer.h"
 #include "transport.h"
 
 #define DEFAULT_CHUNK		(1U << 20)
@@ -67,6 +68,8 @@ enum msg_type {
 
 #define CONFIG_F_ZSTD		(1U << 0)
 #define CONFIG_F_PRECOPY	(1U << 1)
+#define CONFIG_F_RAM		(1U << 2)	/* a RAM trailer follows */
+#define CONFIG_RAM_LEN		16	/* pages (8), channels (4), 0 (4) */
 #define CONFIG_HDR_LEN		16
 #define CONFIG_DEV_LEN		(4 + VMIG_DEVICE_NAME_MAX)
 
@@ -143,6 +146,11 @@ struct vmig_session {
 	bool loaded;
 	uint64_t refused;
 
+	/* guest RAM (ram_session.c), if added */
+	struct ram_sess *ram;
+	int *ram_fds;
+	unsigned int ram_nchan;		/* destination: 0 until the first */
+
 	uint64_t t_start, t_stop, t_end;
 };
 
@@ -180,6 +188,9 @@ static void stop_io(struct vmig_session *s)
 	for (i = 0; i < s->nchan; i++)
 		if (s->chans[i].fd >= 0)
 			shutdown(s->chans[i].fd, SHUT_RDWR);
+	for (i = 0; s->ram_fds && i < s->ram_nchan; i++)
+		if (s->ram_fds[i] >= 0)
+			shutdown(s->ram_fds[i], SHUT_RDWR);
 }
 
 /*
@@ -440,6 +451,15 @@ VMIG_EXPORT void vmig_session_destroy(struct vmig_session *s)
 
 	if (!s)
 		return;
+	/* RAM first: its threads use the RAM channels. */
+	for (i = 0; s->ram_fds && i < s->ram_nchan; i++)
+		if (s->ram_fds[i] >= 0)
+			shutdown(s->ram_fds[i], SHUT_RDWR);
+	ram_sess_free(s->ram);
+	for (i = 0; s->ram_fds && i < s->ram_nchan; i++)
+		if (s->ram_fds[i] >= 0)
+			close(s->ram_fds[i]);
+	free(s->ram_fds);
 	vmig_rx_destroy(s->rx);
 	vmig_txq_destroy(s->txq);
 	for (i = 0; i < s->nchan; i++)
@@ -518,10 +538,16 @@ static int vfio_ops_reset(void *opaque)
 	return vmig_vfio_reset(opaque);
 }
 
+static int vfio_ops_stop_copy_size(void *opaque, uint64_t *bytes)
+{
+	return vmig_vfio_stop_copy_size(opaque, bytes);
+}
+
 static const struct vmig_device_ops vfio_ops = {
 	.set_state = vfio_ops_set_state,
 	.precopy_info = vfio_ops_precopy_info,
 	.reset = vfio_ops_reset,
+	.stop_copy_size = vfio_ops_stop_copy_size,
 };
 
 VMIG_EXPORT int vmig_session_add_vfio_named(struct vmig_session *s,
@@ -544,6 +570,39 @@ VMIG_EXPORT int vmig_session_add_vfio(struct vmig_session *s,
 				      struct vmig_vfio_dev *dev)
 {
 	return vmig_session_add_vfio_named(s, dev, NULL);
+}
+
+VMIG_EXPORT int vmig_session_add_ram(struct vmig_session *s,
+				     const struct vmig_session_ram *ram)
+{
+	int ret;
+
+	if (!s || !ram)
+		return -EINVAL;
+	if (s->connected || s->ram)
+		return -EALREADY;
+	ret = ram_sess_new(ram, s->role == VMIG_ROLE_SOURCE, &s->ram);
+	if (ret)
+		vmig_err("session: guest RAM: %s", strerror(-ret));
+	return ret;
+}
+
+VMIG_EXPORT int vmig_session_set_downtime(struct vmig_session *s, uint64_t ns)
+{
+	if (!s || s->role != VMIG_ROLE_SOURCE || !ns)
+		return -EINVAL;
+	if (!s->ram)
+		return -ENODATA;
+	return ram_sess_set_downtime(s->ram, ns);
+}
+
+VMIG_EXPORT void vmig_session_get_ram_stats(struct vmig_session *s,
+					    struct vmig_session_ram_stats *st)
+{
+	if (s->ram)
+		ram_sess_get_stats(s->ram, st);
+	else
+		memset(st, 0, sizeof(*st));
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -571,7 +630,8 @@ static bool dev_precopy(const struct vmig_session *s, const struct sdev *d)
 
 static int send_config(struct vmig_session *s)
 {
-	uint32_t len = CONFIG_HDR_LEN + s->ndev * CONFIG_DEV_LEN;
+	uint32_t len = CONFIG_HDR_LEN + s->ndev * CONFIG_DEV_LEN +
+		       (s->ram ? CONFIG_RAM_LEN : 0);
 	uint8_t *m = calloc(1, len);
 	unsigned int i;
 	int ret;
@@ -582,7 +642,14 @@ static int send_config(struct vmig_session *s)
 	put32(m + 4, s->nchan);
 	put32(m + 8, s->chunk);
 	put32(m + 12, (s->zstd_level ? CONFIG_F_ZSTD : 0) |
-	      (s->precopy ? CONFIG_F_PRECOPY : 0));
+	      (s->precopy ? CONFIG_F_PRECOPY : 0) |
+	      (s->ram ? CONFIG_F_RAM : 0));
+	if (s->ram) {
+		uint8_t *p = m + CONFIG_HDR_LEN + s->ndev * CONFIG_DEV_LEN;
+
+		put64(p, ram_sess_pages(s->ram));
+		put32(p + 8, ram_sess_channels(s->ram));
+	}
 	for (i = 0; i < s->ndev; i++) {
 		uint8_t *p = m + CONFIG_HDR_LEN + i * CONFIG_DEV_LEN;
 
@@ -592,6 +659,38 @@ static int send_config(struct vmig_session *s)
 	ret = send_msg(s, MSG_CONFIG, m, len);
 	free(m);
 	return ret;
+}
+
+/* Source: the RAM channels, after the data channels. */
+static int connect_ram(struct vmig_session *s, const struct sockaddr *addr,
+		       socklen_t addrlen)
+{
+	struct vmig_chan_id id = { .kind = VMIG_CHAN_RAM };
+	unsigned int i;
+	int fd;
+
+	if (!s->ram)
+		return 0;
+	memcpy(id.session_id, s->auth.session_id, VMIG_SESSION_ID_LEN);
+	s->ram_nchan = ram_sess_channels(s->ram);
+	s->ram_fds = malloc(s->ram_nchan * sizeof(int));
+	if (!s->ram_fds)
+		return -ENOMEM;
+	for (i = 0; i < s->ram_nchan; i++)
+		s->ram_fds[i] = -1;
+	id.count = s->ram_nchan;
+	for (i = 0; i < s->ram_nchan; i++) {
+		id.index = i;
+		fd = vmig_chan_connect(addr, addrlen, &s->auth, &id);
+		if (fd < 0) {
+			fail(s, fd, -1, -1, "RAM channel %u: %s", i,
+			     strerror(-fd));
+			send_error(s);
+			return fd;
+		}
+		s->ram_fds[i] = fd;
+	}
+	return 0;
 }
 
 VMIG_EXPORT int vmig_session_connect(struct vmig_session *s,
@@ -650,6 +749,9 @@ VMIG_EXPORT int vmig_session_connect(struct vmig_session *s,
 		ret = -EPROTO;
 	}
 	free(buf);
+	/* The destination knows the RAM channels from CONFIG. */
+	if (!ret)
+		ret = connect_ram(s, addr, addrlen);
 	if (ret)
 		return ret;
 	s->connected = true;
@@ -676,8 +778,17 @@ static int wanted(const struct vmig_chan_id *id, void *opaque)
 		if (s->nchan && s->chans[id->index].fd >= 0)
 			return -EEXIST;
 		return 0;
+	case VMIG_CHAN_RAM:
+		/* Only after CONFIG, which says how many. */
+		if (!s->ram || !s->ram_fds)
+			return -EPROTONOSUPPORT;
+		if (id->count != s->ram_nchan || id->index >= id->count)
+			return -EINVAL;
+		if (s->ram_fds[id->index] >= 0)
+			return -EEXIST;
+		return 0;
 	default:
-		/* RAM and postcopy channels are not this session's. */
+		/* Postcopy channels are not this session's. */
 		return -EPROTONOSUPPORT;
 	}
 }
@@ -695,9 +806,40 @@ static int check_config(struct vmig_session *s, const uint8_t *m,
 	nchan = get32(m + 4);
 	chunk = get32(m + 8);
 	flags = get32(m + 12);
-	if (len != CONFIG_HDR_LEN + (uint64_t)ndev * CONFIG_DEV_LEN) {
+	if (len != CONFIG_HDR_LEN + (uint64_t)ndev * CONFIG_DEV_LEN +
+	    (flags & CONFIG_F_RAM ? CONFIG_RAM_LEN : 0)) {
 		snprintf(why, why_len, "CONFIG message of the wrong length");
 		return -EPROTO;
+	}
+	if (!(flags & CONFIG_F_RAM) != !s->ram) {
+		snprintf(why, why_len, s->ram ?
+			 "the source migrates no guest RAM, the destination expects it" :
+			 "the source migrates guest RAM, the destination has none");
+		return -EMEDIUMTYPE;
+	}
+	if (s->ram) {
+		const uint8_t *p = m + CONFIG_HDR_LEN +
+				   (uint64_t)ndev * CONFIG_DEV_LEN;
+
+		if (get64(p) != ram_sess_pages(s->ram)) {
+			snprintf(why, why_len,
+				 "guest RAM has %llu pages on the source, %llu here",
+				 (unsigned long long)get64(p),
+				 (unsigned long long)ram_sess_pages(s->ram));
+			return -EMEDIUMTYPE;
+		}
+		if (!get32(p + 8) || get32(p + 8) > VMIG_MAX_CHANNELS ||
+		    get32(p + 12)) {
+			snprintf(why, why_len, "CONFIG names %u RAM channels",
+				 get32(p + 8));
+			return -EPROTO;
+		}
+		s->ram_fds = malloc(get32(p + 8) * sizeof(int));
+		if (!s->ram_fds)
+			return -ENOMEM;
+		s->ram_nchan = get32(p + 8);
+		for (i = 0; i < s->ram_nchan; i++)
+			s->ram_fds[i] = -1;
 	}
 	if (ndev != s->ndev) {
 		snprintf(why, why_len,
@@ -768,6 +910,8 @@ static int accept_one(struct vmig_session *s, int listen_fd)
 	}
 	if (id.kind == VMIG_CHAN_MAIN) {
 		s->main_fd = fd;
+	} else if (id.kind == VMIG_CHAN_RAM) {
+		s->ram_fds[id.index] = fd;
 	} else {
 		if (!s->nchan) {
 			ret = alloc_chans(s, id.count);
@@ -779,6 +923,27 @@ static int accept_one(struct vmig_session *s, int listen_fd)
 		s->chans[id.index].fd = fd;
 	}
 	return 0;
+}
+
+/* Destination: after CONFIG_OK, the RAM channels CONFIG announced. */
+static int accept_ram(struct vmig_session *s, int listen_fd)
+{
+	unsigned int i, have;
+	int ret;
+
+	for (;;) {
+		have = 0;
+		for (i = 0; i < s->ram_nchan; i++)
+			have += s->ram_fds[i] >= 0;
+		if (have == s->ram_nchan)
+			return 0;
+		ret = accept_one(s, listen_fd);
+		if (ret) {
+			fail(s, ret, -1, -1, "waiting for RAM channels: %s",
+			     strerror(-ret));
+			return s->error.err;
+		}
+	}
 }
 
 VMIG_EXPORT int vmig_session_accept(struct vmig_session *s, int listen_fd)
@@ -815,6 +980,9 @@ VMIG_EXPORT int vmig_session_accept(struct vmig_session *s, int listen_fd)
 	ret = recv_msg(s, &type, buf, &len);
 	if (ret) {
 		fail(s, ret, -1, 0, "main channel: %s", strerror(-ret));
+	} else if (type == MSG_ERROR) {
+		got_error(s, buf, len);
+		ret = s->error.err;
 	} else if (type != MSG_CONFIG) {
 		unexpected(s, type);
 		ret = -EPROTO;
@@ -831,6 +999,8 @@ VMIG_EXPORT int vmig_session_accept(struct vmig_session *s, int listen_fd)
 		}
 	}
 	free(buf);
+	if (!ret && s->ram)
+		ret = accept_ram(s, listen_fd);
 	if (ret)
 		return ret;
 	s->connected = true;
@@ -1145,12 +1315,17 @@ static int source_precopy(struct vmig_session *s, uint8_t *buf)
 	uint64_t t_ack = 0, limit = s->cfg.precopy_max_ms * 1000000ULL;
 	uint32_t type, len;
 	bool ack = false;
-	int ret, timeout;
+	int ret, timeout, ram;
 
 	for (;;) {
 		if (failed(s))
 			return s->error.err;
-		if (ack && ((all_idle(s) &&
+		ram = s->ram ? ram_sess_ready(s->ram) : 1;
+		if (ram < 0) {
+			fail(s, ram, -1, -1, "guest RAM: %s", strerror(-ram));
+			return ram;
+		}
+		if (ack && ((all_idle(s) && ram &&
 			     queued_bytes(s) <= s->cfg.switchover_max_queued) ||
 			    (limit && now_ns() - t_ack >= limit)))
 			return 0;
@@ -1258,6 +1433,9 @@ static int source_switchover(struct vmig_session *s)
 			return ret;
 		}
 	}
+	/* Devices and vCPUs write no more: RAM's last pass. */
+	if (s->ram)
+		ram_sess_switchover(s->ram);
 	for (i = 0; i < s->ndev; i++) {
 		struct sdev *d = &s->devs[i];
 
@@ -1285,12 +1463,15 @@ static int source_switchover(struct vmig_session *s)
 	return 0;
 }
 
-/* Stop-copy until the destination reports the devices loaded. */
+/*
+ * Stop-copy until the destination reports the devices loaded, and the
+ * guest RAM's last pass is acknowledged.
+ */
 static int source_finish(struct vmig_session *s, uint8_t *buf)
 {
 	uint32_t type, len;
-	bool closed = false;
-	int ret;
+	bool closed = false, loaded = false;
+	int ret, ram;
 
 	for (;;) {
 		if (failed(s))
@@ -1301,6 +1482,13 @@ static int source_finish(struct vmig_session *s, uint8_t *buf)
 			vmig_txq_close(s->txq);
 		}
 		pthread_mutex_unlock(&s->lock);
+		ram = s->ram ? ram_sess_status(s->ram) : 1;
+		if (ram < 0) {
+			fail(s, ram, -1, -1, "guest RAM: %s", strerror(-ram));
+			return ram;
+		}
+		if (loaded && ram == 1)
+			return 0;
 		ret = control_wait(s, -1, &type, buf, &len);
 		if (ret < 0)
 			return ret;
@@ -1308,11 +1496,11 @@ static int source_finish(struct vmig_session *s, uint8_t *buf)
 			continue;
 		if (type == MSG_PROGRESS)
 			continue;	/* only counts before the switchover */
-		if (type != MSG_LOADED) {
+		if (type != MSG_LOADED || loaded) {
 			unexpected(s, type);
 			return -EPROTO;
 		}
-		return 0;
+		loaded = true;
 	}
 }
 
@@ -1336,6 +1524,8 @@ static void join_threads(struct vmig_session *s)
 	/* The device writers, before their data fds close. */
 	if (s->rx)
 		vmig_rx_stop(s->rx);
+	if (s->ram)
+		ram_sess_stop(s->ram);
 }
 
 static void source_rollback(struct vmig_session *s)
@@ -1354,6 +1544,30 @@ static void source_rollback(struct vmig_session *s)
 		}
 		close_data_fd(d);
 	}
+}
+
+/* For the convergence model: what device i would send in STOP_COPY. */
+static int dev_stop_copy_size(void *opaque, unsigned int i, uint64_t *bytes)
+{
+	struct vmig_session *s = opaque;
+	struct sdev *d = &s->devs[i];
+	uint64_t initial, dirty;
+	int ret, fd = d->data_fd;
+
+	if (d->ops->stop_copy_size)
+		return d->ops->stop_copy_size(d->opaque, bytes);
+	*bytes = 0;
+	if (!d->ops->precopy_info || fd < 0)
+		return 0;
+	ret = d->ops->precopy_info(d->opaque, fd, &initial, &dirty);
+	if (!ret)
+		*bytes = initial + dirty;
+	return ret;
+}
+
+static void notify_wake(void *opaque)
+{
+	wake(opaque);
 }
 
 static int source_start(struct vmig_session *s)
@@ -1408,6 +1622,15 @@ static int source_start(struct vmig_session *s)
 			return ret;
 		}
 		s->devs[i].reader_started = true;
+	}
+	if (s->ram) {
+		ret = ram_sess_src_start(s->ram, s->ram_fds, s->ram_nchan,
+					 s->ndev, dev_stop_copy_size, s,
+					 notify_wake, s);
+		if (ret) {
+			fail(s, ret, -1, -1, "guest RAM: %s", strerror(-ret));
+			return ret;
+		}
 	}
 	return 0;
 }
@@ -1640,6 +1863,12 @@ static int dest_start(struct vmig_session *s)
 		}
 		s->chans[i].started = true;
 	}
+	if (s->ram) {
+		ret = ram_sess_dst_start(s->ram, s->ram_fds, s->ram_nchan,
+					 notify_wake, s);
+		if (ret)
+			fail(s, ret, -1, -1, "guest RAM: %s", strerror(-ret));
+	}
 out:
 	free(fds);
 	free(names);
@@ -1697,7 +1926,7 @@ static int dest_loop(struct vmig_session *s, uint8_t *buf)
 	uint64_t reported = 0;
 	char msg[256];
 	uint32_t type, len;
-	int ret, st, dev;
+	int ret, st, dev, ram;
 
 	for (;;) {
 		if (failed(s))
@@ -1707,7 +1936,12 @@ static int dest_loop(struct vmig_session *s, uint8_t *buf)
 			fail(s, st, dev, -1, "%s", msg);
 			return st;
 		}
-		if (st == 1)
+		ram = s->ram ? ram_sess_status(s->ram) : 1;
+		if (ram < 0) {
+			fail(s, ram, -1, -1, "guest RAM: %s", strerror(-ram));
+			return ram;
+		}
+		if (st == 1 && ram == 1)
 			break;
 		if (!ack_sent && vmig_rx_initial_loaded(s->rx)) {
 			ack_sent = true;

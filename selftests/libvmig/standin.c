@@ -306,10 +306,22 @@ out:
 	return ret;
 }
 
+/* MIG_DATA_SIZE: at least the part only STOP_COPY gives. */
+static int standin_stop_copy_size(void *opaque, uint64_t *bytes)
+{
+	struct standin *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	*bytes = d->size - d->precopy_size;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 const struct vmig_device_ops standin_ops_precopy_info = {
 	.set_state = standin_set_state,
 	.precopy_info = standin_precopy_info,
 	.reset = standin_reset,
+	.stop_copy_size = standin_stop_copy_size,
 };
 
 static void init_common(struct standin *d, const char *name)

@@ -75,7 +75,10 @@ struct standin {
 };
 
 extern const struct vmig_device_ops standin_ops;
-/* The same, with precopy_info (initial_size bytes of initial data). */
+/*
+ * The same, with precopy_info (initial_size bytes of initial data) and
+ * stop_copy_size (the bytes only STOP_COPY gives).
+ */
 extern const struct vmig_device_ops standin_ops_precopy_info;
 
 /* A source device of size bytes of seeded pseudo-random (or compressible)

@@ -366,12 +366,17 @@ enum vmig_role {
  *	before it first runs dry.
  * reset (optional): reset a destination device after a failed migration
  *	(without it, the library moves the device to RUNNING).
+ * stop_copy_size (optional): the bytes the device would send in STOP_COPY
+ *	now (VFIO_DEVICE_FEATURE_MIG_DATA_SIZE), for a session that migrates
+ *	guest RAM too (vmig_session_add_ram()).  Without it, the session
+ *	counts what precopy_info reports as still to come, or nothing.
  */
 struct vmig_device_ops {
 	int (*set_state)(void *opaque, enum vmig_dev_state state, int *data_fd);
 	int (*precopy_info)(void *opaque, int data_fd, uint64_t *initial_bytes,
 			    uint64_t *dirty_bytes);
 	int (*reset)(void *opaque);
+	int (*stop_copy_size)(void *opaque, uint64_t *bytes);
 };
 
 struct vmig_session_config {
@@ -746,6 +751,59 @@ void vmig_ram_precopy_get_stats(struct vmig_ram_precopy *p,
  * applied on the destination).  The pages not sent are left to postcopy.
  */
 int vmig_ram_precopy_flush(struct vmig_ram_precopy *p);
+
+/* ------------------------------------- guest RAM inside a session (issue 6) */
+
+/*
+ * A session can carry guest RAM too: channels of kind RAM next to the
+ * device-state channels, RAM precopy (the ring-first sender above) while
+ * the devices' precopy runs, one convergence model that counts the RAM
+ * still to send and every device's stop-copy size (cached, refreshed by
+ * the exact query at a bounded rate), and one switchover: the session's
+ * switchover() callback (the VMM stops its vCPUs), then the devices'
+ * stop-copy and RAM's last pass (vmig_ram_precopy_complete()) in parallel.
+ * The destination reports LOADED once both are in.
+ *
+ * The source switches over when the devices' precopy is done (as without
+ * RAM) and the model says the rest fits downtime_ns, or when
+ * precopy_max_ms is up.  While it does not fit (VMIG_CONVERGE_STUCK),
+ * not_converging() is told and precopy goes on: the caller may raise the
+ * limit (vmig_session_set_downtime()), abort, or wait for precopy_max_ms.
+ *
+ * Add before vmig_session_connect() / vmig_session_accept(); both sides
+ * must have RAM of the same number of pages.
+ */
+struct vmig_session_ram {
+	struct vmig_ram *ram;		/* source: tracking started */
+	struct vmig_ram_dest *dest;	/* destination */
+	unsigned int channels;		/* source: RAM channels (default 2) */
+	uint64_t mem_limit;		/* source: send queue (default 8 MiB) */
+	struct vmig_ram_precopy_config precopy;	/* zeros: the defaults */
+	uint64_t downtime_ns;		/* default 300 ms */
+	uint64_t bandwidth;		/* bytes/s; 0: measured */
+	void (*not_converging)(void *opaque,
+			       const struct vmig_converge_info *info);
+	void *opaque;
+};
+
+int vmig_session_add_ram(struct vmig_session *s,
+			 const struct vmig_session_ram *ram);
+/* Source: change the downtime limit of a running session. */
+int vmig_session_set_downtime(struct vmig_session *s, uint64_t ns);
+
+/* What the RAM of a session did (zeros without RAM). */
+struct vmig_session_ram_stats {
+	uint64_t pages;			/* entries sent / received */
+	uint64_t zero_pages;
+	uint64_t bytes;			/* RAM packets, headers included */
+	uint64_t final_pages;		/* source: sent after the switchover */
+	uint64_t final_ns;		/* source: RAM's last pass */
+	int verdict;			/* source: the model's last verdict */
+	struct vmig_converge_info info;	/* source: its figures */
+};
+
+void vmig_session_get_ram_stats(struct vmig_session *s,
+				struct vmig_session_ram_stats *st);
 
 /* ------------------------------------------------- postcopy (issue 6) */
 
