@@ -353,6 +353,13 @@ static void raise_limit(void *opaque, const struct vmig_converge_info *info)
 
 TEST_F_TIMEOUT(sram, stuck_until_the_limit_is_raised, 90)
 {
+	/*
+	 * Under TCG (the test VM) the nested guest's dirty rate and the
+	 * loopback's speed swing too much for a test built on rates: one
+	 * run of 2 took over 90 s.  The host runs it.
+	 */
+	if (test_scale() > 1)
+		SKIP(return, "rate-bound; run on the host");
 	ASSERT_EQ(0, make_dest(self));
 	self->sram.precopy.max_bandwidth = (32ULL << 20) / test_scale();
 	self->sram.downtime_ns = 5ULL * 1000000;
