@@ -4,9 +4,13 @@
  *
  * Each vCPU has a ring of struct kvm_dirty_gfn the kernel publishes entries
  * into (flags DIRTY).  A reaper thread walks every ring while the vCPUs run,
- * adds the pages to the dirty set, marks the entries harvested (RESET) and
- * calls KVM_RESET_DIRTY_RINGS, which re-protects those pages and frees the
- * entries.  The cost of a pass follows the number of entries, not RAM size.
+ * collects the pages, marks the entries harvested (RESET), calls
+ * KVM_RESET_DIRTY_RINGS, which re-protects those pages and frees the
+ * entries, and only then adds the pages to the dirty set, all of a pass
+ * under one lock acquisition.  The order matters: until the reset, the
+ * guest writes a harvested page without a new entry, so a sender that read
+ * the page before the reset could miss such a write for good.  The cost of
+ * a pass follows the number of entries, not RAM size.
  *
  * Harvesting concurrently matters: a host may fail to stop a vCPU at its
  * ring's soft limit (no KVM_EXIT_DIRTY_RING_FULL inside an emulation batch)
@@ -26,15 +30,20 @@
 #include "ram_int.h"
 
 /*
- * Reaper: a pass at once after a busy one (a quarter of a ring), else
+ * Reaper: a look at once after a busy pass (a quarter of a ring), else
  * after the time a vCPU dirtying MAX_RATE pages/s takes to fill half a
- * ring, within [REAP_MIN_NS, REAP_MAX_NS].  A pass costs a syscall even for
- * a few entries; a vCPU may overrun a ring nobody harvests (some hosts do
- * not stop it at the soft limit), so the ring must never get near full.
+ * ring, within [REAP_MIN_NS, REAP_MAX_NS].  A vCPU may overrun a ring
+ * nobody harvests (some hosts do not stop it at the soft limit), so the
+ * ring must never get near full; but a pass costs a syscall and a TLB
+ * flush however few its entries, so a look (one load per ring, no
+ * syscall) decides: a pass only once a ring is so full that it could
+ * reach REAP_FILL of its size before the next look (see pass_due()).
+ * Otherwise the entries wait for the next look, or for vmig_ram_sync().
  */
 #define MAX_RATE	400000ULL
 #define REAP_MIN_NS	1000000ULL
 #define REAP_MAX_NS	50000000ULL
+#define REAP_FILL(size)	((size) / 4 * 3)
 /* Full exits in a row with nothing harvested before the walk recovers. */
 #define STUCK_RECOVER	2
 #define STUCK_FAIL	8
@@ -154,8 +163,17 @@ struct ring_priv {
 	bool stop;
 	pthread_t reaper;
 	bool reaper_started;
+	/* A pass is due with this many entries published in a ring. */
+	uint32_t due_at;
 	/* Under pass_lock. */
 	const struct ram_region *last;
+	/*
+	 * The pages of a pass, held until the rings are reset: a pass takes
+	 * at most a ring's worth from each ring (see ring_walk_harvest()).
+	 */
+	uint32_t *pages;
+	size_t nr_pages, max_pages;
+	bool overflow;
 };
 
 static void push_entry(void *opaque, uint32_t slot, uint64_t offset)
@@ -169,13 +187,19 @@ static void push_entry(void *opaque, uint32_t slot, uint64_t offset)
 			return;		/* a slot not registered */
 		p->last = r;
 	}
-	if (offset < r->pages)
-		ram_push_locked(p->ram, r->first + offset);
+	if (offset >= r->pages)
+		return;
+	if (p->nr_pages == p->max_pages) {
+		p->overflow = true;	/* cannot happen; never drop one */
+		return;
+	}
+	p->pages[p->nr_pages++] = r->first + offset;
 }
 
 /*
- * One pass over every ring: harvest, reset, check.  Returns the entries
- * harvested (*got_self those of vcpu, if not NULL) or a negative errno.
+ * One pass over every ring: harvest, reset, check, then add the pages to
+ * the dirty set.  Returns the entries harvested (*got_self those of vcpu,
+ * if not NULL) or a negative errno.
  */
 static int ring_pass(struct ring_priv *p, int vcpu, uint32_t *got_self,
 		     uint32_t *most)
@@ -186,12 +210,13 @@ static int ring_pass(struct ring_priv *p, int vcpu, uint32_t *got_self,
 	uint32_t got, total = 0;
 	bool loss = false;
 	unsigned int i;
+	size_t k;
 	int err = 0;
 
 	pthread_mutex_lock(&p->pass_lock);
 	if (most)
 		*most = 0;
-	ram_lock(ram);
+	p->nr_pages = 0;
 	for (i = 0; i < m->nr; i++) {
 		got = ring_walk_harvest(&m->v[i].w, push_entry, p, &loss);
 		total += got;
@@ -200,10 +225,6 @@ static int ring_pass(struct ring_priv *p, int vcpu, uint32_t *got_self,
 		if (most && got > *most)
 			*most = got;
 	}
-	ram->stats.reported += total;
-	if (total)
-		ram->stats.passes++;
-	ram_unlock(ram);
 
 	for (i = 0; i < m->nr; i++)
 		if (m->v[i].w.fetch != m->v[i].w.base)
@@ -217,6 +238,19 @@ static int ring_pass(struct ring_priv *p, int vcpu, uint32_t *got_self,
 				ring_walk_after_reset(&m->v[i].w, &loss);
 		}
 	}
+	/* Re-protected (or failed): the senders may read them now. */
+	if (total) {
+		ram_lock(ram);
+		for (k = 0; k < p->nr_pages; k++)
+			ram_push_locked(ram, p->pages[k]);
+		ram->stats.reported += total;
+		ram->stats.passes++;
+		ram_unlock(ram);
+	}
+	if (p->overflow) {
+		p->overflow = false;
+		loss = true;
+	}
 	pthread_mutex_unlock(&p->pass_lock);
 	if (loss)
 		ram_resync(ram, "dirty ring overrun");
@@ -224,29 +258,65 @@ static int ring_pass(struct ring_priv *p, int vcpu, uint32_t *got_self,
 	return err ? err : (int)total;
 }
 
+/*
+ * Whether a ring needs a pass now: due_at entries published from the walk
+ * position on (they are published in order, so one load tells), or a walk
+ * that is out of step or has entries harvested but not reset.
+ */
+static bool pass_due(struct ring_priv *p)
+{
+	struct ring_maps *m = p->maps;
+	struct ring_walk *w;
+	bool due = false;
+	unsigned int i;
+
+	if (!p->due_at)
+		return true;
+	pthread_mutex_lock(&p->pass_lock);
+	for (i = 0; i < m->nr && !due; i++) {
+		w = &m->v[i].w;
+		due = w->suspect || w->fetch != w->base ||
+		      (flags_load(&w->gfns[(w->fetch + p->due_at - 1) &
+					   (w->size - 1)]) &
+		       KVM_DIRTY_GFN_F_DIRTY);
+	}
+	pthread_mutex_unlock(&p->pass_lock);
+	return due;
+}
+
 static void *reaper(void *arg)
 {
 	struct ring_priv *p = arg;
+	uint32_t most, size = p->ram->ring_entries;
+	uint64_t ns, interval, grow;
 	struct timespec due;
-	uint32_t most;
-	uint64_t ns, interval;
 	int ret;
 
-	interval = p->ram->ring_entries * 1000000000ULL / (2 * MAX_RATE);
+	interval = size * 1000000000ULL / (2 * MAX_RATE);
 	if (interval < REAP_MIN_NS)
 		interval = REAP_MIN_NS;
 	if (interval > REAP_MAX_NS)
 		interval = REAP_MAX_NS;
+	/*
+	 * A ring with fewer than due_at entries is left alone: until the
+	 * next look it grows by at most grow, to under REAP_FILL.  With a
+	 * small ring (a short interval clamped up) every look is a pass.
+	 */
+	grow = (MAX_RATE * interval + 999999999ULL) / 1000000000ULL;
+	p->due_at = grow < REAP_FILL(size) ? REAP_FILL(size) - grow : 0;
 
 	pthread_mutex_lock(&p->wlock);
 	while (!p->stop) {
 		pthread_mutex_unlock(&p->wlock);
-		ret = ring_pass(p, -1, NULL, &most);
+		ret = 0;
+		most = 0;
+		if (pass_due(p))
+			ret = ring_pass(p, -1, NULL, &most);
 		pthread_mutex_lock(&p->wlock);
 		if (ret < 0 || p->stop)
 			break;
-		/* Over a quarter of a ring in one pass: go again at once. */
-		if (most >= p->ram->ring_entries / 4)
+		/* Over a quarter of a ring in one pass: look again at once. */
+		if (most >= size / 4)
 			continue;
 		ns = ram_now_ns() + interval;
 		due.tv_sec = ns / 1000000000ULL;
@@ -309,6 +379,8 @@ void ram_rings_release(struct vmig_ram *ram)
 
 static void ring_free(struct ring_priv *p)
 {
+	if (p->pages)
+		munmap(p->pages, p->max_pages * sizeof(*p->pages));
 	pthread_cond_destroy(&p->wcond);
 	pthread_mutex_destroy(&p->wlock);
 	pthread_mutex_destroy(&p->pass_lock);
@@ -356,6 +428,16 @@ static int ring_start(struct vmig_ram *ram)
 	err = maps_get(ram, &p->maps);
 	if (err)
 		goto fail;
+	/* Touched as far as passes fill it: NORESERVE. */
+	p->max_pages = (size_t)p->maps->nr * ram->ring_entries;
+	p->pages = mmap(NULL, p->max_pages * sizeof(*p->pages),
+			PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->pages == MAP_FAILED) {
+		p->pages = NULL;
+		err = -ENOMEM;
+		goto fail;
+	}
 	err = ram_kvm_log_dirty(ram, true);
 	if (err)
 		goto fail;
