@@ -604,6 +604,24 @@ static void send_done(struct vmig_postcopy_dest *p, int status)
 	pthread_mutex_unlock(&p->send_lock);
 }
 
+/*
+ * With p->lock held, the connection's sockets shut or ending: join its
+ * receivers (each leaves p->lock before it returns) and close it.
+ */
+static void end_conn_locked(struct vmig_postcopy_dest *p)
+{
+	unsigned int i;
+
+	while (p->running)
+		pthread_cond_wait(&p->cond, &p->lock);
+	for (i = 0; i < 1 + PC_MAX_PUSH; i++) {
+		if (p->rt[i].started)
+			pthread_join(p->rt[i].thread, NULL);
+		p->rt[i].started = false;
+	}
+	close_conn_locked(p);
+}
+
 VMIG_EXPORT int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
 					      int listen_fd)
 {
@@ -646,12 +664,7 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
 	if (ret) {
 		for (i = 0; i < count; i++)
 			shutdown(p->fds[i], SHUT_RDWR);
-		while (p->running)
-			pthread_cond_wait(&p->cond, &p->lock);
-		for (i = 0; i < count; i++)
-			if (p->rt[i].started)
-				pthread_join(p->rt[i].thread, NULL);
-		close_conn_locked(p);
+		end_conn_locked(p);
 	} else if (atomic_load(&p->nhave) == p->total) {
 		set_done_locked(p);
 	}
@@ -695,12 +708,7 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_wait(struct vmig_postcopy_dest *p)
 				   sizeof(tv));
 			shutdown(p->fds[i], SHUT_WR);
 		}
-		while (p->running)
-			pthread_cond_wait(&p->cond, &p->lock);
-		for (i = 0; i < p->nfd; i++)
-			if (p->rt[i].started)
-				pthread_join(p->rt[i].thread, NULL);
-		close_conn_locked(p);
+		end_conn_locked(p);
 		if (ret)
 			p->breaks++;
 	}
@@ -726,12 +734,7 @@ VMIG_EXPORT void vmig_ram_postcopy_dest_free(struct vmig_postcopy_dest *p)
 		pthread_mutex_lock(&p->lock);
 		for (i = 0; i < p->nfd; i++)
 			shutdown(p->fds[i], SHUT_RDWR);
-		while (p->running)
-			pthread_cond_wait(&p->cond, &p->lock);
-		for (i = 0; i < p->nfd; i++)
-			if (p->rt[i].started)
-				pthread_join(p->rt[i].thread, NULL);
-		close_conn_locked(p);
+		end_conn_locked(p);
 		pthread_mutex_unlock(&p->lock);
 	}
 	if (p->fault_started) {

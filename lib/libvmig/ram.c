@@ -227,6 +227,29 @@ VMIG_EXPORT uint64_t vmig_ram_nr_pages(const struct vmig_ram *ram)
 	return ram->total_pages;
 }
 
+int ram_iova_regions(const struct vmig_ram *ram, const uint64_t *iova,
+		     struct ram_iova *rg, uint64_t *words)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < ram->nr_regions; i++) {
+		const struct ram_region *r = &ram->regions[i];
+
+		if (iova[i] == VMIG_RAM_NO_IOVA)
+			continue;
+		if (iova[i] % RAM_PAGE_SIZE || iova[i] + r->r.size < iova[i])
+			return -EINVAL;
+		if (rg) {
+			rg[n].r = r;
+			rg[n].iova = iova[i];
+			if ((r->pages + 63) / 64 > *words)
+				*words = (r->pages + 63) / 64;
+		}
+		n++;
+	}
+	return n ? (int)n : -EINVAL;
+}
+
 VMIG_EXPORT void *vmig_ram_page_addr(const struct vmig_ram *ram,
 				     const struct vmig_page *page)
 {

@@ -88,6 +88,21 @@ bool ram_push_locked(struct vmig_ram *ram, uint64_t gpage);
 /* Every page is dirty again: a tracker lost track (why, for the log). */
 void ram_resync(struct vmig_ram *ram, const char *why);
 
+/* A region a device can write, at the IOVA it is mapped at. */
+struct ram_iova {
+	const struct ram_region *r;
+	uint64_t iova;
+};
+
+/*
+ * The regions mapped at iova[i] (VMIG_RAM_NO_IOVA: region i is not):
+ * checks every IOVA (4 KiB aligned, no wrap) and returns how many are
+ * mapped, or -EINVAL (a bad IOVA, or none).  With rg, fills rg[] with
+ * them in region order and *words with the bitmap words of the largest.
+ */
+int ram_iova_regions(const struct vmig_ram *ram, const uint64_t *iova,
+		     struct ram_iova *rg, uint64_t *words);
+
 /*
  * The VFIO containers (track_vfio.c), with the tracker: start (after the
  * tracker's start), harvest (queue: into the dirty set, else dropped),

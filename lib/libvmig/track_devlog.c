@@ -77,11 +77,6 @@ _Static_assert(offsetof(struct devlog_report_req, r) ==
 _Static_assert(sizeof(struct vfio_device_feature_dma_logging_range) == 16,
 	       "16-byte ranges");
 
-struct devlog_rgn {
-	const struct ram_region *r;
-	uint64_t iova;
-};
-
 struct ram_devlog {
 	struct ram_devlog *next;
 	int fd;
@@ -92,7 +87,7 @@ struct ram_devlog {
 	struct vfio_device_feature_dma_logging_range *ranges;
 	uint64_t *bits;			/* the largest region's bitmap */
 	unsigned int nr;
-	struct devlog_rgn rg[];		/* sorted by IOVA */
+	struct ram_iova rg[];		/* sorted by IOVA */
 };
 
 static bool unsupported(int err)
@@ -214,7 +209,7 @@ static int devlog_start(struct ram_devlog *d)
 
 static int cmp_rgn(const void *a, const void *b)
 {
-	const struct devlog_rgn *x = a, *y = b;
+	const struct ram_iova *x = a, *y = b;
 
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
@@ -308,8 +303,8 @@ VMIG_EXPORT int vmig_ram_add_vfio_device_log(struct vmig_ram *ram,
 {
 	struct ram_devlog *d;
 	uint64_t words = 0, len;
-	unsigned int i, n = 0;
-	int err, e;
+	unsigned int i;
+	int err, e, n;
 
 	if (!page_size)
 		page_size = RAM_PAGE_SIZE;
@@ -318,31 +313,16 @@ VMIG_EXPORT int vmig_ram_add_vfio_device_log(struct vmig_ram *ram,
 		return -EINVAL;
 	if (ram->ops)
 		return -EBUSY;
-	for (i = 0; i < ram->nr_regions; i++) {
-		if (iova[i] == VMIG_RAM_NO_IOVA)
-			continue;
-		if (iova[i] % RAM_PAGE_SIZE ||
-		    iova[i] + ram->regions[i].r.size < iova[i])
-			return -EINVAL;
-		n++;
-	}
-	if (!n)
-		return -EINVAL;
+	n = ram_iova_regions(ram, iova, NULL, NULL);
+	if (n < 0)
+		return n;
 
 	d = calloc(1, sizeof(*d) + n * sizeof(d->rg[0]));
 	if (!d)
 		return -ENOMEM;
 	d->fd = device_fd;
 	d->page_size = page_size;
-	for (i = 0; i < ram->nr_regions; i++) {
-		if (iova[i] == VMIG_RAM_NO_IOVA)
-			continue;
-		d->rg[d->nr].r = &ram->regions[i];
-		d->rg[d->nr].iova = iova[i];
-		d->nr++;
-		if ((ram->regions[i].pages + 63) / 64 > words)
-			words = (ram->regions[i].pages + 63) / 64;
-	}
+	d->nr = ram_iova_regions(ram, iova, d->rg, &words);
 	qsort(d->rg, d->nr, sizeof(d->rg[0]), cmp_rgn);
 	/* The device cannot tell two regions mapped at one IOVA apart. */
 	for (i = 1; i < d->nr; i++)

@@ -29,11 +29,6 @@
 
 #include "ram_int.h"
 
-struct vfio_rgn {
-	const struct ram_region *r;
-	uint64_t iova;
-};
-
 struct ram_vfio {
 	struct ram_vfio *next;
 	int fd;
@@ -42,7 +37,7 @@ struct ram_vfio {
 	unsigned int nr;
 	uint64_t *bits;			/* the largest region's bitmap */
 	uint64_t words;
-	struct vfio_rgn rg[];
+	struct ram_iova rg[];
 };
 
 static int dirty_ctl(int fd, uint32_t flag)
@@ -81,38 +76,23 @@ VMIG_EXPORT int vmig_ram_add_vfio_container(struct vmig_ram *ram,
 					    uint64_t map_chunk)
 {
 	struct ram_vfio *v;
-	unsigned int i, n = 0;
 	uint64_t words = 0;
+	int n;
 
 	if (!ram || container_fd < 0 || !iova ||
 	    map_chunk % (64 * RAM_PAGE_SIZE))
 		return -EINVAL;
 	if (ram->ops)
 		return -EBUSY;
-	for (i = 0; i < ram->nr_regions; i++) {
-		if (iova[i] == VMIG_RAM_NO_IOVA)
-			continue;
-		if (iova[i] % RAM_PAGE_SIZE ||
-		    iova[i] + ram->regions[i].r.size < iova[i])
-			return -EINVAL;
-		n++;
-	}
-	if (!n)
-		return -EINVAL;
+	n = ram_iova_regions(ram, iova, NULL, NULL);
+	if (n < 0)
+		return n;
 	v = calloc(1, sizeof(*v) + n * sizeof(v->rg[0]));
 	if (!v)
 		return -ENOMEM;
 	v->fd = container_fd;
 	v->chunk = map_chunk;
-	for (i = 0; i < ram->nr_regions; i++) {
-		if (iova[i] == VMIG_RAM_NO_IOVA)
-			continue;
-		v->rg[v->nr].r = &ram->regions[i];
-		v->rg[v->nr].iova = iova[i];
-		v->nr++;
-		if ((ram->regions[i].pages + 63) / 64 > words)
-			words = (ram->regions[i].pages + 63) / 64;
-	}
+	v->nr = ram_iova_regions(ram, iova, v->rg, &words);
 	v->words = words;
 	v->bits = calloc(words, sizeof(uint64_t));
 	if (!v->bits) {

@@ -97,37 +97,29 @@ static void on_state(struct standin *d, enum vmig_dev_state from,
 		self->stopcopy_before_pause = true;
 }
 
-FIXTURE_SETUP(sram)
+/*
+ * The source guest: self->size of random RAM (seed), NR_VCPUS vCPUs
+ * dirtying rate pages/s each over a quarter of it, with its vmig_ram.
+ */
+static int make_guest(FIXTURE_DATA(sram) *self, uint64_t rate, uint64_t seed)
 {
 	struct testvm_config cfg = {
-		.ram_size = (64ULL << 20) / test_scale(),
+		.ram_size = self->size,
 		.nr_vcpus = NR_VCPUS,
 		.dirty_ring_entries = 4096,
-		.rate = 2000 / test_scale(),
+		.rate = rate,
 		.batch = 16,
 		.step = 97,
+		.working_set = self->size / 4096 / NR_VCPUS / 4,
 	};
 	struct vmig_ram_region r = { .fd = -1 };
 	struct vmig_ram_kvm kvm = { 0 };
-	socklen_t alen = sizeof(self->addr);
 	int fds[NR_VCPUS], err, i;
-	char name[16];
 
-	memset(self, 0, sizeof(*self));
-	self->lfd = -1;
-	/* VMIG_TEST_LOG=1: the library's messages on stderr. */
-	if (getenv("VMIG_TEST_LOG"))
-		vmig_set_log(log_stderr, NULL, VMIG_LOG_DEBUG);
-	if (!have_kvm())
-		SKIP(return, "no /dev/kvm");
-	self->size = cfg.ram_size;
-	self->dst_size = self->size;
-	cfg.working_set = self->size / 4096 / NR_VCPUS / 4;
 	err = testvm_create(&cfg, &self->vm);
-	if (err == -EINVAL)
-		SKIP(return, "no dirty ring");
-	ASSERT_EQ(0, err);
-	testvm_fill_random(self->vm, 11);
+	if (err)
+		return err;
+	testvm_fill_random(self->vm, seed);
 	r.host_addr = testvm_ram(self->vm);
 	r.size = self->size;
 	r.kvm_slot = TESTVM_RAM_SLOT;
@@ -137,8 +129,33 @@ FIXTURE_SETUP(sram)
 	kvm.vcpu_fds = fds;
 	kvm.nr_vcpus = NR_VCPUS;
 	kvm.ring_entries = 4096;
-	ASSERT_EQ(0, vmig_ram_new(&r, 1, &kvm, &self->ram));
+	err = vmig_ram_new(&r, 1, &kvm, &self->ram);
+	if (err)
+		return err;
 	testvm_set_ring_full_handler(self->vm, ring_full, self->ram);
+	self->sram.ram = self->ram;
+	return 0;
+}
+
+FIXTURE_SETUP(sram)
+{
+	socklen_t alen = sizeof(self->addr);
+	int err, i;
+	char name[16];
+
+	memset(self, 0, sizeof(*self));
+	self->lfd = -1;
+	/* VMIG_TEST_LOG=1: the library's messages on stderr. */
+	if (getenv("VMIG_TEST_LOG"))
+		vmig_set_log(log_stderr, NULL, VMIG_LOG_DEBUG);
+	if (!have_kvm())
+		SKIP(return, "no /dev/kvm");
+	self->size = (64ULL << 20) / test_scale();
+	self->dst_size = self->size;
+	err = make_guest(self, 2000 / test_scale(), 11);
+	if (err == -EINVAL)
+		SKIP(return, "no dirty ring");
+	ASSERT_EQ(0, err);
 
 	for (i = 0; i < NDEV; i++) {
 		snprintf(name, sizeof(name), "dev%d", i);
@@ -160,7 +177,6 @@ FIXTURE_SETUP(sram)
 	self->scfg.precopy = true;
 	self->dcfg = self->scfg;
 
-	self->sram.ram = self->ram;
 	self->sram.channels = 2;
 	self->sram.downtime_ns = 300ULL * 1000000;
 
@@ -365,36 +381,11 @@ TEST_F_TIMEOUT(sram, stuck_until_the_limit_is_raised, 90)
 	self->sram.downtime_ns = 5ULL * 1000000;
 	self->sram.not_converging = raise_limit;
 	self->sram.opaque = self;
-	/* The guest dirties far more than 32 MiB/s. */
+	/* A guest dirtying far more than 32 MiB/s. */
+	vmig_ram_free(self->ram);
 	testvm_destroy(self->vm);
 	self->vm = NULL;
-	{
-		struct testvm_config cfg = {
-			.ram_size = self->size, .nr_vcpus = NR_VCPUS,
-			.dirty_ring_entries = 4096, .rate = 20000,
-			.batch = 16, .step = 97,
-			.working_set = self->size / 4096 / NR_VCPUS / 4,
-		};
-		struct vmig_ram_region r = { .fd = -1 };
-		struct vmig_ram_kvm kvm = { 0 };
-		int fds[NR_VCPUS], i;
-
-		ASSERT_EQ(0, testvm_create(&cfg, &self->vm));
-		testvm_fill_random(self->vm, 12);
-		vmig_ram_free(self->ram);
-		r.host_addr = testvm_ram(self->vm);
-		r.size = self->size;
-		r.kvm_slot = TESTVM_RAM_SLOT;
-		for (i = 0; i < NR_VCPUS; i++)
-			fds[i] = testvm_vcpu_fd(self->vm, i);
-		kvm.vm_fd = testvm_vm_fd(self->vm);
-		kvm.vcpu_fds = fds;
-		kvm.nr_vcpus = NR_VCPUS;
-		kvm.ring_entries = 4096;
-		ASSERT_EQ(0, vmig_ram_new(&r, 1, &kvm, &self->ram));
-		testvm_set_ring_full_handler(self->vm, ring_full, self->ram);
-		self->sram.ram = self->ram;
-	}
+	ASSERT_EQ(0, make_guest(self, 20000, 12));
 	migrate(self);
 	EXPECT_LT(0, self->stuck_calls);
 	expect_migrated(_metadata, self);
