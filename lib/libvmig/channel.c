@@ -364,8 +364,18 @@ int vmig_uio_init(struct vmig_uio *io)
 {
 	int ret;
 
+	/*
+	 * One thread submits and always waits for what it submitted: the
+	 * kernel's task work (retrying a partial MSG_WAITALL send or recv) can
+	 * wait until then, instead of interrupting the thread (6.1 and later;
+	 * older kernels refuse the flags).
+	 */
 	ret = io_uring_queue_init(4, &io->ring, IORING_SETUP_SINGLE_ISSUER |
-				  IORING_SETUP_COOP_TASKRUN);
+				  IORING_SETUP_DEFER_TASKRUN);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(4, &io->ring,
+					  IORING_SETUP_SINGLE_ISSUER |
+					  IORING_SETUP_COOP_TASKRUN);
 	if (ret == -EINVAL)
 		ret = io_uring_queue_init(4, &io->ring, 0);
 	io->ready = !ret;

@@ -33,6 +33,11 @@
 #include "transport.h"
 
 #define RX_RESERVE	1
+/*
+ * Source: bytes read from a data fd at a time, each CRC'd right after its
+ * read (while in the L2 cache).
+ */
+#define TX_PIECE	(256U << 10)
 
 /* -------------------------------------------------------- source queue */
 
@@ -125,14 +130,19 @@ int vmig_txq_get(struct vmig_txq *q, struct vmig_txbuf **out)
 	return 0;
 }
 
+/*
+ * Signals go out after the unlock here and below: a thread woken while the
+ * lock is held would preempt the waker only to block on the lock, and be
+ * woken a second time by the unlock.
+ */
 void vmig_txq_put(struct vmig_txq *q, struct vmig_txbuf *b)
 {
 	pthread_mutex_lock(&q->lock);
 	b->next = q->free;
 	q->free = b;
 	q->inuse--;
-	pthread_cond_signal(&q->can_get);
 	pthread_mutex_unlock(&q->lock);
+	pthread_cond_signal(&q->can_get);
 }
 
 void vmig_txq_push(struct vmig_txq *q, struct vmig_txbuf *b)
@@ -144,8 +154,8 @@ void vmig_txq_push(struct vmig_txq *q, struct vmig_txbuf *b)
 	else
 		q->head = b;
 	q->tail = b;
-	pthread_cond_signal(&q->can_pop);
 	pthread_mutex_unlock(&q->lock);
+	pthread_cond_signal(&q->can_pop);
 }
 
 struct vmig_txbuf *vmig_txq_pop(struct vmig_txq *q)
@@ -195,15 +205,22 @@ size_t vmig_txq_peak(struct vmig_txq *q)
 
 /* ------------------------------------------------------ source devices */
 
-/* Fill buf with up to len bytes from fd; sets *drained when fd ran dry. */
-static ssize_t read_chunk(int fd, uint8_t *buf, size_t len, bool *drained)
+/*
+ * Fill buf with up to len bytes from fd; sets *drained when fd ran dry.
+ * Each read is at most TX_PIECE bytes, and its bytes are added to *crc
+ * right after it, while they are still in the cache: the payload is not
+ * read again until it is sent.
+ */
+static ssize_t read_chunk(int fd, uint8_t *buf, size_t len, bool *drained,
+			  uint32_t *crc)
 {
 	size_t done = 0;
 	ssize_t n;
 
 	*drained = false;
 	while (done < len) {
-		n = read(fd, buf + done, len - done);
+		n = read(fd, buf + done, len - done < TX_PIECE ?
+			 len - done : TX_PIECE);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -217,24 +234,30 @@ static ssize_t read_chunk(int fd, uint8_t *buf, size_t len, bool *drained)
 			*drained = true;
 			break;
 		}
+		*crc = vmig_crc32c(*crc, buf + done, n);
 		done += n;
 	}
 	return done;
 }
 
-static int tx_compress(struct vmig_tx_dev *d, uint8_t *dst, size_t raw,
-		       size_t *len)
+/*
+ * payload[raw] holds what was read: compress it into zbuf and, if that is
+ * smaller, copy the frame back over it (*crc then covers the frame).
+ * Otherwise the payload goes as it is, with the CRC of the read.
+ */
+static int tx_compress(struct vmig_tx_dev *d, uint8_t *payload, size_t raw,
+		       size_t *len, uint32_t *crc)
 {
 	size_t n;
 
-	n = ZSTD_compressCCtx(d->zctx, dst, d->chunk_size, d->zbuf, raw,
+	n = ZSTD_compressCCtx(d->zctx, d->zbuf, d->chunk_size, payload, raw,
 			      d->zstd_level);
 	if (ZSTD_isError(n) || n >= raw) {
-		/* Incompressible (or larger): send it as it is. */
-		memcpy(dst, d->zbuf, raw);
 		*len = raw;
 		return 0;
 	}
+	memcpy(payload, d->zbuf, n);
+	*crc = vmig_crc32c(0, payload, n);
 	*len = n;
 	return VMIG_PKT_F_ZSTD;
 }
@@ -243,6 +266,7 @@ ssize_t vmig_tx_read(struct vmig_tx_dev *d, struct vmig_txq *q)
 {
 	struct vmig_pkt_hdr h = { .dev_id = d->dev_id };
 	struct vmig_txbuf *b;
+	uint32_t crc = 0;
 	uint8_t *payload;
 	size_t len;
 	ssize_t n;
@@ -258,19 +282,18 @@ ssize_t vmig_tx_read(struct vmig_tx_dev *d, struct vmig_txq *q)
 	if (ret)
 		return ret;
 	payload = b->data + VMIG_PKT_HDR_LEN;
-	n = read_chunk(d->fd, d->zstd_level ? d->zbuf : payload,
-		       d->chunk_size, &d->drained);
+	n = read_chunk(d->fd, payload, d->chunk_size, &d->drained, &crc);
 	if (n <= 0) {
 		vmig_txq_put(q, b);
 		return n;
 	}
 	len = n;
 	if (d->zstd_level)
-		h.flags |= tx_compress(d, payload, n, &len);
+		h.flags |= tx_compress(d, payload, n, &len, &crc);
 	h.seq = d->seq++;
 	h.len = len;
 	h.raw_len = n;
-	vmig_pkt_seal(&h, payload, b->data);
+	vmig_pkt_seal_crc(&h, crc, b->data);
 	b->len = VMIG_PKT_HDR_LEN + len;
 	d->raw_bytes += n;
 	d->wire_bytes += b->len;
@@ -342,6 +365,7 @@ struct rx_dev {
 struct vmig_rx {
 	pthread_mutex_t lock;
 	pthread_cond_t space;
+	unsigned int space_waiters;	/* receivers waiting on space */
 	unsigned int ndev, ndone;
 	struct rx_dev *devs;
 	uint32_t chunk;
@@ -512,12 +536,13 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static void release_locked(struct vmig_rx *rx, struct vmig_rxbuf *b)
+/* Returns whether receivers wait for the buffer (to wake, unlocked). */
+static bool release_locked(struct vmig_rx *rx, struct vmig_rxbuf *b)
 {
 	b->next = rx->free;
 	rx->free = b;
 	rx->inuse--;
-	pthread_cond_broadcast(&rx->space);
+	return rx->space_waiters;
 }
 
 static void *rx_writer(void *arg)
@@ -525,9 +550,12 @@ static void *rx_writer(void *arg)
 	struct rx_dev *d = arg;
 	struct vmig_rx *rx = d->rx;
 	struct vmig_rxbuf *b;
-	bool notify;
+	char name[16];
+	bool notify, space;
 	int ret;
 
+	snprintf(name, sizeof(name), "vmig-write%u", d->idx);
+	pthread_setname_np(pthread_self(), name);
 	pthread_mutex_lock(&rx->lock);
 	while (!rx->err && !d->done) {
 		b = d->pending;
@@ -543,7 +571,7 @@ static void *rx_writer(void *arg)
 		pthread_mutex_lock(&rx->lock);
 		notify = false;
 		if (ret) {
-			release_locked(rx, b);
+			space = release_locked(rx, b);
 			rx_fail_locked(rx, ret, d->idx,
 				       "device %s: writing its data fd: %s",
 				       d->name, strerror(-ret));
@@ -562,11 +590,14 @@ static void *rx_writer(void *arg)
 				if (++rx->ndone == rx->ndev)
 					notify = true;
 			}
-			release_locked(rx, b);
+			space = release_locked(rx, b);
 		}
-		if (notify) {
+		if (notify || space) {
 			pthread_mutex_unlock(&rx->lock);
-			rx_notify(rx);
+			if (space)
+				pthread_cond_broadcast(&rx->space);
+			if (notify)
+				rx_notify(rx);
 			pthread_mutex_lock(&rx->lock);
 		}
 	}
@@ -668,7 +699,9 @@ int vmig_rx_reserve(struct vmig_rx *rx, const struct vmig_pkt_hdr *h,
 			pthread_mutex_unlock(&rx->lock);
 			return -EAGAIN;
 		}
+		rx->space_waiters++;
 		pthread_cond_wait(&rx->space, &rx->lock);
+		rx->space_waiters--;
 	}
 
 	b = rx->free;
@@ -708,11 +741,17 @@ fail:
 
 void vmig_rx_commit(struct vmig_rx *rx, struct vmig_rxbuf *b)
 {
+	struct rx_dev *d = b->dev;
+	bool next;
+
 	pthread_mutex_lock(&rx->lock);
 	b->ready = true;
 	rx->packets++;
-	pthread_cond_signal(&b->dev->cond);
+	/* Its writer waits for nothing else (errors broadcast). */
+	next = b->seq == d->next_write;
 	pthread_mutex_unlock(&rx->lock);
+	if (next)
+		pthread_cond_signal(&d->cond);
 }
 
 int vmig_rx_set_initial(struct vmig_rx *rx, uint32_t dev_id, uint64_t count)

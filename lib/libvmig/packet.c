@@ -16,10 +16,6 @@
 
 #include "transport.h"
 
-
-
-
-
 static void encode(const struct vmig_pkt_hdr *h, uint32_t crc, uint8_t *b)
 {
 	put32(b, VMIG_PKT_MAGIC);
@@ -31,21 +27,28 @@ static void encode(const struct vmig_pkt_hdr *h, uint32_t crc, uint8_t *b)
 	put32(b + 28, crc);
 }
 
-static uint32_t pkt_crc(const uint8_t *hdr, const void *payload, size_t len)
+uint32_t vmig_pkt_hdr_crc(const void *hdr)
 {
 	uint8_t tmp[VMIG_PKT_HDR_LEN];
-	uint32_t crc;
 
 	memcpy(tmp, hdr, VMIG_PKT_HDR_LEN);
 	memset(tmp + 28, 0, 4);
-	crc = vmig_crc32c(0, tmp, sizeof(tmp));
-	return vmig_crc32c(crc, payload, len);
+	return vmig_crc32c(0, tmp, sizeof(tmp));
+}
+
+void vmig_pkt_seal_crc(struct vmig_pkt_hdr *h, uint32_t payload_crc,
+		       void *buf)
+{
+	encode(h, 0, buf);
+	h->crc = vmig_crc32c_combine(vmig_pkt_hdr_crc(buf), payload_crc,
+				     h->len);
+	put32((uint8_t *)buf + 28, h->crc);
 }
 
 void vmig_pkt_seal(struct vmig_pkt_hdr *h, const void *payload, void *buf)
 {
 	encode(h, 0, buf);
-	h->crc = pkt_crc(buf, payload, h->len);
+	h->crc = vmig_crc32c(vmig_pkt_hdr_crc(buf), payload, h->len);
 	put32((uint8_t *)buf + 28, h->crc);
 }
 
@@ -91,5 +94,7 @@ int vmig_pkt_decode(const void *buf, uint32_t max_payload,
 int vmig_pkt_check(const void *hdr_buf, const struct vmig_pkt_hdr *h,
 		   const void *payload)
 {
-	return pkt_crc(hdr_buf, payload, h->len) == h->crc ? 0 : -EBADMSG;
+	uint32_t crc = vmig_crc32c(vmig_pkt_hdr_crc(hdr_buf), payload, h->len);
+
+	return crc == h->crc ? 0 : -EBADMSG;
 }

@@ -36,6 +36,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +57,19 @@
 #define MSG_MAX_LEN		(64U << 10)
 #define ERR_MSG_LEN		256
 #define NO_INDEX		0xffffffffU
+/* Destination: payload bytes received at a time, CRC'd while in the cache. */
+#define RX_PIECE		(256U << 10)
+/* Source: send queue buffers per data channel (besides one per device). */
+#define TXQ_PER_CHAN		2
+/*
+ * Source: unsent bytes a data channel's socket may hold (TCP_NOTSENT_LOWAT;
+ * bytes in flight are not limited, so neither is the bandwidth-delay
+ * product).  A channel whose peer reads slowly then holds little more
+ * than the packet it sends, and the packets that follow go to the other
+ * channels: less reordering, so less of the destination's reassembly
+ * memory holds packets that wait for one behind them.
+ */
+#define DATA_NOTSENT_LOWAT	(256 << 10)
 
 enum msg_type {
 	MSG_CONFIG = 1,
@@ -97,7 +112,8 @@ struct sdev {
 	pthread_t reader;
 	bool reader_started;
 	bool parked, idle, init_sent;
-	uint64_t precopy_bytes, stopcopy_bytes;
+	uint64_t precopy_bytes;		/* under s->lock */
+	uint64_t stopcopy_bytes;	/* atomic: the reader adds, any reads */
 };
 
 struct chan {
@@ -106,6 +122,7 @@ struct chan {
 	int fd;
 	pthread_t thread;
 	bool started;
+	/* Updated by the channel's thread alone, read by any (atomics). */
 	uint64_t wire_bytes, packets;
 };
 
@@ -165,6 +182,15 @@ static uint64_t now_ns(void)
 
 
 
+
+/* Threads carry names (for top, perf, gdb): "vmig-<what><index>". */
+static void name_thread(const char *what, unsigned int index)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "vmig-%s%u", what, index);
+	pthread_setname_np(pthread_self(), name);
+}
 
 static void wake(struct vmig_session *s)
 {
@@ -623,6 +649,20 @@ static int alloc_chans(struct vmig_session *s, unsigned int n)
 	return 0;
 }
 
+/*
+ * Socket options of a source data channel (TCP only; best effort).  With
+ * one channel nothing can be reordered: there, the unsent backlog only
+ * saves the sender wake-ups (a paced socket sends in bursts).
+ */
+static void data_sockopts(const struct vmig_session *s, int fd,
+			  sa_family_t family)
+{
+	int v = DATA_NOTSENT_LOWAT;
+
+	if (s->nchan > 1 && (family == AF_INET || family == AF_INET6))
+		setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
+}
+
 static bool dev_precopy(const struct vmig_session *s, const struct sdev *d)
 {
 	return s->precopy && (d->mig_flags & VMIG_MIG_PRE_COPY);
@@ -731,6 +771,7 @@ VMIG_EXPORT int vmig_session_connect(struct vmig_session *s,
 			return fd;
 		}
 		s->chans[i].fd = fd;
+		data_sockopts(s, fd, addr->sa_family);
 	}
 
 	ret = send_config(s);
@@ -1056,6 +1097,7 @@ static void *sender(void *arg)
 	ssize_t n;
 	int ret;
 
+	name_thread("send", c->index);
 	ret = vmig_uio_init(&io);
 	if (ret) {
 		fail(s, ret, -1, c->index, "data channel %u: io_uring: %s",
@@ -1065,10 +1107,8 @@ static void *sender(void *arg)
 	while ((b = vmig_txq_pop(s->txq))) {
 		n = vmig_uio_send(&io, c->fd, b->data, b->len);
 		if (n >= 0) {
-			pthread_mutex_lock(&s->lock);
-			c->wire_bytes += n;
-			c->packets++;
-			pthread_mutex_unlock(&s->lock);
+			__atomic_fetch_add(&c->wire_bytes, n, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&c->packets, 1, __ATOMIC_RELAXED);
 		}
 		vmig_txq_put(s->txq, b);
 		if (n < 0) {
@@ -1169,11 +1209,9 @@ static void reader_stopcopy(struct sdev *d)
 	pthread_mutex_unlock(&s->lock);
 	do {
 		n = vmig_tx_read(&d->tx, s->txq);
-		if (n > 0) {
-			pthread_mutex_lock(&s->lock);
-			d->stopcopy_bytes += n;
-			pthread_mutex_unlock(&s->lock);
-		}
+		if (n > 0)
+			__atomic_fetch_add(&d->stopcopy_bytes, n,
+					   __ATOMIC_RELAXED);
 	} while (n > 0);
 	ret = n ? n : vmig_tx_end(&d->tx, s->txq);
 	if (ret && ret != -ECANCELED)
@@ -1194,6 +1232,7 @@ static void *reader(void *arg)
 	struct sdev *d = arg;
 	struct vmig_session *s = d->s;
 
+	name_thread("read", d->idx);
 	pthread_mutex_lock(&s->lock);
 	while (!s->failed && d->mode != MODE_DONE) {
 		if (d->mode == MODE_PRECOPY && !s->stop_readers) {
@@ -1546,6 +1585,21 @@ static void source_rollback(struct vmig_session *s)
 	}
 }
 
+/*
+ * The send queue's memory: mem_limit at most, but no more buffers than the
+ * pipeline uses, one per device (being read) and TXQ_PER_CHAN per channel
+ * (being sent, and the next one).  A deeper queue only adds buffers that
+ * are cold by the time they are sent or reused, and backlog at the
+ * switchover; readers wait for a buffer whatever the depth.
+ */
+static uint64_t txq_mem(const struct vmig_session *s)
+{
+	uint64_t per = VMIG_PKT_HDR_LEN + (uint64_t)s->chunk;
+	uint64_t want = ((uint64_t)s->ndev + TXQ_PER_CHAN * s->nchan) * per;
+
+	return want < s->cfg.mem_limit ? want : s->cfg.mem_limit;
+}
+
 /* For the convergence model: what device i would send in STOP_COPY. */
 static int dev_stop_copy_size(void *opaque, unsigned int i, uint64_t *bytes)
 {
@@ -1575,7 +1629,7 @@ static int source_start(struct vmig_session *s)
 	unsigned int i;
 	int ret, fd;
 
-	ret = vmig_txq_create(s->cfg.mem_limit, s->chunk, &s->txq);
+	ret = vmig_txq_create(txq_mem(s), s->chunk, &s->txq);
 	if (ret)
 		return ret;
 	for (i = 0; i < s->ndev; i++) {
@@ -1715,15 +1769,37 @@ static void rx_notify(void *opaque)
 	wake(opaque);
 }
 
+/*
+ * Receive a payload of len bytes into buf, RX_PIECE bytes at a time, each
+ * piece added to the CRC right after it arrived (still in the cache).
+ */
+static int recv_crc(struct vmig_uio *io, int fd, uint8_t *buf, size_t len,
+		    uint32_t *crc)
+{
+	size_t done = 0, want;
+	ssize_t r;
+
+	while (done < len) {
+		want = len - done < RX_PIECE ? len - done : RX_PIECE;
+		r = vmig_uio_recv(io, fd, buf + done, want);
+		if (r != (ssize_t)want)
+			return r < 0 ? r : -ECONNRESET;
+		*crc = vmig_crc32c(*crc, buf + done, want);
+		done += want;
+	}
+	return 0;
+}
+
 static int recv_payload(struct chan *c, struct vmig_uio *io,
 			const uint8_t *hdr, const struct vmig_pkt_hdr *h,
 			void *dst, void **scratch, void **dctx)
 {
 	struct vmig_session *s = c->s;
 	bool zstd = h->flags & VMIG_PKT_F_ZSTD;
+	uint32_t crc = vmig_pkt_hdr_crc(hdr);
 	void *in = dst;
 	size_t n;
-	ssize_t r;
+	int ret;
 
 	if (zstd || !dst) {
 		if (!*scratch)
@@ -1732,10 +1808,10 @@ static int recv_payload(struct chan *c, struct vmig_uio *io,
 			return -ENOMEM;
 		in = *scratch;
 	}
-	r = vmig_uio_recv(io, c->fd, in, h->len);
-	if (r != (ssize_t)h->len)
-		return r < 0 ? r : -ECONNRESET;
-	if (vmig_pkt_check(hdr, h, in))
+	ret = recv_crc(io, c->fd, in, h->len, &crc);
+	if (ret)
+		return ret;
+	if (crc != h->crc)
 		return -EBADMSG;
 	if (!zstd || !dst)
 		return 0;
@@ -1762,6 +1838,7 @@ static void *receiver(void *arg)
 	ssize_t n;
 	int ret;
 
+	name_thread("recv", c->index);
 	ret = vmig_uio_init(&io);
 	if (ret) {
 		fail(s, ret, -1, c->index, "data channel %u: io_uring: %s",
@@ -1807,10 +1884,9 @@ static void *receiver(void *arg)
 			     strerror(-ret));
 			break;
 		}
-		pthread_mutex_lock(&s->lock);
-		c->wire_bytes += sizeof(hdr) + h.len;
-		c->packets++;
-		pthread_mutex_unlock(&s->lock);
+		__atomic_fetch_add(&c->wire_bytes, sizeof(hdr) + h.len,
+				   __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->packets, 1, __ATOMIC_RELAXED);
 		if (b)
 			vmig_rx_commit(s->rx, b);
 	}
@@ -2067,13 +2143,16 @@ VMIG_EXPORT void vmig_session_get_stats(struct vmig_session *s,
 	st->channels = s->nchan;
 	st->refused = s->refused;
 	for (i = 0; i < s->nchan; i++) {
-		st->wire_bytes += s->chans[i].wire_bytes;
-		st->packets += s->chans[i].packets;
+		st->wire_bytes += __atomic_load_n(&s->chans[i].wire_bytes,
+						  __ATOMIC_RELAXED);
+		st->packets += __atomic_load_n(&s->chans[i].packets,
+					       __ATOMIC_RELAXED);
 	}
 	for (i = 0; i < s->ndev; i++) {
 		st->precopy_bytes += s->devs[i].precopy_bytes;
 		st->device_bytes += s->devs[i].precopy_bytes +
-				    s->devs[i].stopcopy_bytes;
+				    __atomic_load_n(&s->devs[i].stopcopy_bytes,
+						    __ATOMIC_RELAXED);
 	}
 	if (s->t_start)
 		st->total_ns = (s->t_end ? s->t_end : now_ns()) - s->t_start;
@@ -2111,8 +2190,9 @@ VMIG_EXPORT int vmig_session_get_device_stats(struct vmig_session *s,
 	}
 	pthread_mutex_lock(&s->lock);
 	st->precopy_bytes = d->precopy_bytes;
-	st->stopcopy_bytes = d->stopcopy_bytes;
-	st->device_bytes = d->precopy_bytes + d->stopcopy_bytes;
+	st->stopcopy_bytes = __atomic_load_n(&d->stopcopy_bytes,
+					     __ATOMIC_RELAXED);
+	st->device_bytes = st->precopy_bytes + st->stopcopy_bytes;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

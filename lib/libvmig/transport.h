@@ -69,15 +69,20 @@ static inline uint64_t get64(const uint8_t *p)
 
 /*
  * CRC32C (Castagnoli), chainable: start with crc = 0 and feed the result of
- * one call into the next.  vmig_crc32c() uses the SSE4.2 crc32 instruction
- * when the CPU has it and the table otherwise; the two others force one
- * implementation (for tests; vmig_crc32c_hw() must only be called when
- * vmig_crc32c_have_hw() says so).
+ * one call into the next.  vmig_crc32c() folds long buffers with
+ * VPCLMULQDQ (AVX-512) when the CPU has it, and otherwise uses the SSE4.2
+ * crc32 instruction (three interleaved streams), or a table.  The others
+ * force one implementation, for tests: each falls back to the next simpler
+ * one when the CPU lacks what it needs (vmig_crc32c_have_*() tell).
  */
 uint32_t vmig_crc32c(uint32_t crc, const void *buf, size_t len);
+/* The CRC of A then B, given the CRCs of A and of B, and B's length. */
+uint32_t vmig_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 uint32_t vmig_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t vmig_crc32c_hw(uint32_t crc, const void *buf, size_t len);
+uint32_t vmig_crc32c_clmul(uint32_t crc, const void *buf, size_t len);
 bool vmig_crc32c_have_hw(void);
+bool vmig_crc32c_have_clmul(void);
 
 /* ------------------------------------------------------------- packet.c */
 
@@ -104,6 +109,19 @@ struct vmig_pkt_hdr {
  * payload[h->len] first.
  */
 void vmig_pkt_seal(struct vmig_pkt_hdr *h, const void *payload, void *buf);
+/*
+ * The same, given the CRC32C of the payload alone (computed piece by piece
+ * while the payload was hot in the cache), which is combined with the
+ * header's.
+ */
+void vmig_pkt_seal_crc(struct vmig_pkt_hdr *h, uint32_t payload_crc,
+		       void *buf);
+/*
+ * The CRC32C of an encoded header with its CRC field taken as zero: where
+ * the packet's CRC starts, to be chained over the payload as it arrives
+ * and compared with the decoded crc.
+ */
+uint32_t vmig_pkt_hdr_crc(const void *hdr_buf);
 
 /*
  * Decode and validate a header: magic, flags, lengths (len and raw_len at

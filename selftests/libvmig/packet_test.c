@@ -55,6 +55,61 @@ TEST(crc32c_hardware_and_table_agree)
 	free(buf);
 }
 
+/* The VPCLMULQDQ folding: around its 256-byte blocks, from any CRC. */
+TEST(crc32c_folding_and_table_agree)
+{
+	static const size_t lens[] = {
+		255, 256, 257, 511, 512, 513, 767, 1024, 4096 + 255,
+		65536, 65536 + 100, (256 << 10), (1 << 20) + 3,
+	};
+	size_t max = (1 << 20) + 64, i, off, len;
+	uint8_t *buf = malloc(max);
+
+	ASSERT_NE(NULL, buf);
+	srand(2);
+	for (i = 0; i < max; i++)
+		buf[i] = rand();
+	if (!vmig_crc32c_have_clmul())
+		TH_LOG("no VPCLMULQDQ here: the folding path is not exercised");
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (off = 0; off < 64; off += 13) {
+			len = lens[i];
+			ASSERT_EQ(vmig_crc32c_sw(0, buf + off, len),
+				  vmig_crc32c_clmul(0, buf + off, len))
+				TH_LOG("len %zu off %zu", len, off);
+			ASSERT_EQ(vmig_crc32c_sw(0xdeadbeef, buf + off, len),
+				  vmig_crc32c_clmul(0xdeadbeef, buf + off, len))
+				TH_LOG("len %zu off %zu, chained", len, off);
+		}
+	/* All zeros and all ones, where a wrong constant could hide. */
+	memset(buf, 0, 4096);
+	EXPECT_EQ(vmig_crc32c_sw(0, buf, 4096),
+		  vmig_crc32c_clmul(0, buf, 4096));
+	memset(buf, 0xff, 4096);
+	EXPECT_EQ(vmig_crc32c_sw(0, buf, 4096),
+		  vmig_crc32c_clmul(0, buf, 4096));
+	free(buf);
+}
+
+TEST(crc32c_combine)
+{
+	static uint8_t buf[100000];
+	size_t i, cut;
+	uint32_t whole, a, b;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = i * 13 + (i >> 9);
+	whole = vmig_crc32c(0, buf, sizeof(buf));
+	for (cut = 0; cut <= sizeof(buf); cut += 7777) {
+		a = vmig_crc32c(0, buf, cut);
+		b = vmig_crc32c(0, buf + cut, sizeof(buf) - cut);
+		EXPECT_EQ(whole, vmig_crc32c_combine(a, b, sizeof(buf) - cut))
+			TH_LOG("cut %zu", cut);
+	}
+	EXPECT_EQ(whole, vmig_crc32c_combine(whole, 0, 0));
+	EXPECT_EQ(whole, vmig_crc32c_combine(0, whole, sizeof(buf)));
+}
+
 TEST(crc32c_chains)
 {
 	uint8_t buf[40000];
@@ -99,6 +154,39 @@ TEST(packet_round_trip)
 	EXPECT_EQ(0, vmig_pkt_check(buf, &out, payload));
 	/* Little endian on the wire: the magic reads "VMDP". */
 	EXPECT_EQ(0, memcmp(buf, "VMDP", 4));
+}
+
+/*
+ * The source seals with the payload's CRC computed alone, the destination
+ * chains the header's CRC over the payload as it arrives: both give the
+ * CRC of vmig_pkt_seal().
+ */
+TEST(packet_crc_in_pieces)
+{
+	uint8_t a[VMIG_PKT_HDR_LEN], b[VMIG_PKT_HDR_LEN], payload[5000];
+	struct vmig_pkt_hdr h1, h2, out;
+	const char *why;
+	uint32_t crc;
+	size_t i;
+
+	for (i = 0; i < sizeof(payload); i++)
+		payload[i] = i ^ (i >> 7);
+	make(&h1, 2, 77, 0, sizeof(payload));
+	h2 = h1;
+	vmig_pkt_seal(&h1, payload, a);
+	vmig_pkt_seal_crc(&h2, vmig_crc32c(vmig_crc32c(0, payload, 1000),
+					   payload + 1000, 4000), b);
+	EXPECT_EQ(h1.crc, h2.crc);
+	EXPECT_EQ(0, memcmp(a, b, sizeof(a)));
+
+	ASSERT_EQ(0, vmig_pkt_decode(b, 8192, &out, &why));
+	crc = vmig_pkt_hdr_crc(b);
+	crc = vmig_crc32c(crc, payload, 3000);
+	crc = vmig_crc32c(crc, payload + 3000, 2000);
+	EXPECT_EQ(out.crc, crc);
+	payload[4999] ^= 0x10;
+	EXPECT_NE(out.crc, vmig_crc32c(vmig_pkt_hdr_crc(b), payload,
+				       sizeof(payload)));
 }
 
 TEST(empty_end_packet_is_valid)

@@ -7,7 +7,8 @@
  * end RUNNING with their state, the destination's are reset, and both say
  * which device or channel failed.  And the switchover's backlog: precopy
  * data still on its way when the devices stop is bounded, so that the
- * downtime is the stop-copy data's.
+ * downtime is the stop-copy data's.  And a destination that checks every
+ * packet's CRC, against a hand-made source that corrupts one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 
 #include "kselftest_harness.h"
 #include "standin.h"
+#include "transport.h"
 #include "vmig.h"
 
 #define NDEV		4
@@ -657,6 +659,78 @@ TEST_F(mig, killed_source_resets_destination)
 		TH_LOG("%s", self->derr.msg);
 	EXPECT_NE(0, self->derr.msg[0]);
 	TH_LOG("destination reported: %s", self->derr.msg);
+	for (i = 0; i < NDEV; i++) {
+		EXPECT_EQ(1, self->dst[i].resets);
+		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
+	}
+}
+
+/*
+ * A hand-made source: CONFIG on the main channel, then one packet on the
+ * data channel whose payload is corrupted after sealing, past the first
+ * pieces the destination receives and checks (so that the CRC chained
+ * over several pieces is what catches it).
+ */
+TEST_F(mig, corrupted_packet_is_refused_by_its_crc)
+{
+	const uint32_t chunk = 1 << 20, len = 700 << 10;
+	struct vmig_chan_auth auth = {
+		.secret = (const uint8_t *)secret,
+		.secret_len = strlen(secret),
+		.timeout_ms = 5000,
+	};
+	struct vmig_chan_id id = { .kind = VMIG_CHAN_MAIN, .count = 1 };
+	uint8_t cfg[16 + NDEV * (4 + VMIG_DEVICE_NAME_MAX)] = { 0 };
+	uint8_t msg[8], hdr[VMIG_PKT_HDR_LEN], *payload;
+	struct vmig_pkt_hdr h = { .dev_id = 1, .len = len, .raw_len = len };
+	int mfd, dfd, i;
+	pthread_t t;
+
+	listen_tcp(self);
+	memcpy(auth.session_id, self->scfg.session_id, VMIG_SESSION_ID_LEN);
+	memcpy(id.session_id, self->scfg.session_id, VMIG_SESSION_ID_LEN);
+	pthread_create(&t, NULL, dest_thread, self);
+
+	mfd = vmig_chan_connect((void *)&self->addr, self->addrlen, &auth, &id);
+	ASSERT_LE(0, mfd);
+	id.kind = VMIG_CHAN_DEVSTATE;
+	dfd = vmig_chan_connect((void *)&self->addr, self->addrlen, &auth, &id);
+	ASSERT_LE(0, dfd);
+
+	put32(msg, 1);				/* CONFIG */
+	put32(msg + 4, sizeof(cfg));
+	put32(cfg, NDEV);
+	put32(cfg + 4, 1);			/* channels */
+	put32(cfg + 8, chunk);
+	for (i = 0; i < NDEV; i++) {
+		uint8_t *p = cfg + 16 + i * (4 + VMIG_DEVICE_NAME_MAX);
+
+		put32(p, self->src[i].mig_flags);
+		memcpy(p + 4, self->src[i].name, strlen(self->src[i].name));
+	}
+	ASSERT_EQ(0, vmig_send_all(mfd, msg, sizeof(msg)));
+	ASSERT_EQ(0, vmig_send_all(mfd, cfg, sizeof(cfg)));
+	ASSERT_EQ(8, vmig_recv_all(mfd, msg, sizeof(msg)));
+	ASSERT_EQ(2U, get32(msg));		/* CONFIG_OK */
+
+	payload = malloc(len);
+	ASSERT_NE(NULL, payload);
+	memcpy(payload, self->src[1].data, len);
+	vmig_pkt_seal(&h, payload, hdr);
+	payload[len - 1000] ^= 0x40;
+	ASSERT_EQ(0, vmig_send_all(dfd, hdr, sizeof(hdr)));
+	/* The destination may stop reading once it has seen enough. */
+	vmig_send_all(dfd, payload, len);
+	pthread_join(t, NULL);
+	free(payload);
+	close(dfd);
+	close(mfd);
+
+	EXPECT_EQ(-EBADMSG, self->dst_ret) TH_LOG("%s", self->derr.msg);
+	EXPECT_EQ(1, self->derr.device);
+	EXPECT_EQ(1, self->derr.channel);
+	EXPECT_NE(NULL, strstr(self->derr.msg, "CRC mismatch"))
+		TH_LOG("%s", self->derr.msg);
 	for (i = 0; i < NDEV; i++) {
 		EXPECT_EQ(1, self->dst[i].resets);
 		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
