@@ -134,17 +134,28 @@ static void conv_stuck(void *opaque, const struct vmig_converge_info *info)
 
 static void *src_thread(void *arg)
 {
+	struct vmig_converge_info info;
 	struct ram_sess *r = arg;
 	bool sw, changed;
 	int v;
 
 	for (;;) {
 		v = vmig_ram_precopy_run(r->pc, r->conv);
+		/*
+		 * The figures of this verdict (the cache's sizes, mostly), for
+		 * the stats: the last before the switchover is what it was
+		 * decided on, with the devices still in precopy.
+		 */
+		if (v >= 0)
+			vmig_converge_check(r->conv,
+					    vmig_ram_precopy_pending(r->pc) *
+					    RAM_PAGE_SIZE, 0, &info);
 		pthread_mutex_lock(&r->lock);
 		changed = v >= 0 && v != r->verdict;
 		if (v >= 0) {
 			r->verdict = v;
 			r->verdict_ns = ram_now_ns();
+			r->info = info;
 		}
 		/*
 		 * A verdict: the next one a check period later at the
@@ -183,11 +194,6 @@ static void *src_thread(void *arg)
 		set_status(r, -ECANCELED);
 		return NULL;
 	}
-	/* The figures the switchover was decided on, for the stats. */
-	pthread_mutex_lock(&r->lock);
-	vmig_converge_check(r->conv, vmig_ram_precopy_pending(r->pc) *
-			    RAM_PAGE_SIZE, 0, &r->info);
-	pthread_mutex_unlock(&r->lock);
 	v = vmig_ram_precopy_complete(r->pc);
 	if (v)
 		vmig_err("migration source: guest RAM's last pass: %s",

@@ -799,7 +799,8 @@ struct vmig_session_ram_stats {
 	uint64_t final_pages;		/* source: sent after the switchover */
 	uint64_t final_ns;		/* source: RAM's last pass */
 	int verdict;			/* source: the model's last verdict */
-	struct vmig_converge_info info;	/* source: its figures */
+	struct vmig_converge_info info;	/* source: the figures of its last
+					 * verdict (before the switchover) */
 };
 
 void vmig_session_get_ram_stats(struct vmig_session *s,
