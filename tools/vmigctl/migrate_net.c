@@ -13,6 +13,10 @@
  * the destination loads the state and runs its devices.  Each side prints
  * the state checksums it sees: the source's while its devices are stopped,
  * the destination's once the state is loaded.
+ *
+ * With --guest, the session carries a guest's RAM too (guest.c): the
+ * source runs a small KVM guest that dirties its RAM, pauses it at the
+ * switchover, and both sides print the RAM's SHA-256.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -58,6 +62,8 @@ struct mn_opts {
 	uint64_t chunk_size;
 	uint64_t mem_limit;
 	bool json;
+	uint64_t guest_size;		/* --guest: 0 without */
+	uint64_t guest_rate;		/* pages/s per vCPU (source) */
 	struct sockaddr_storage ss;
 	int alen;
 	unsigned int ndev;
@@ -74,6 +80,7 @@ struct mn_result {
 	bool connected;			/* its channels were set up */
 	bool resumed;
 	const char *resume_problem;
+	struct vmigctl_guest *guest;	/* --guest; freed after printing */
 };
 
 static void usage(FILE *f)
@@ -118,12 +125,21 @@ static void usage(FILE *f)
 		"  --mem-limit SIZE      packet buffers per side (default 64M)\n"
 		"  --timeout MS          handshakes and waiting for connections\n"
 		"                        (default 10000)\n"
+		"  --guest SIZE[,RATE]   migrate a guest's RAM in the same session.\n"
+		"                        send: run a KVM test guest (needs /dev/kvm)\n"
+		"                        of SIZE (a multiple of 2M) with 1 vCPU that\n"
+		"                        writes RATE pages/s (default %d) in a\n"
+		"                        quarter of its RAM, tracked with the KVM\n"
+		"                        dirty ring; it is paused at the switchover\n"
+		"                        (and resumed if the migration fails).\n"
+		"                        recv: --guest SIZE, the same SIZE.  Both\n"
+		"                        sides print the SHA-256 of the guest RAM.\n"
 		"  --json                print the result as one JSON object\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"exit status: 0 on success, 1 on failure, 2 on a bad command line.\n",
 		vmigctl_prog, vmigctl_prog, DEFAULT_SESSION, VMIG_MAX_CHANNELS,
-		COMPRESS_LEVEL, DEFAULT_PRECOPY_MS);
+		COMPRESS_LEVEL, DEFAULT_PRECOPY_MS, VMIGCTL_GUEST_RATE);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -393,6 +409,14 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 	int lfd = -1, ret;
 	unsigned int i;
 
+	if (o->guest_size) {
+		/* First: without /dev/kvm nothing else is worth doing. */
+		r->stage = "creating the guest";
+		ret = vmigctl_guest_new(o->send, o->guest_size, o->guest_rate,
+					&r->guest);
+		if (ret)
+			goto out;
+	}
 	for (i = 0; i < o->ndev; i++) {
 		struct mn_dev *d = &o->devs[i];
 
@@ -422,6 +446,8 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 	cfg.precopy_max_ms = o->precopy_max_ms;
 	if (o->timeout_ms)
 		cfg.timeout_ms = o->timeout_ms;
+	if (r->guest)
+		vmigctl_guest_config(r->guest, &cfg);
 
 	r->stage = "creating the session";
 	ret = vmig_session_create(o->send ? VMIG_ROLE_SOURCE :
@@ -441,6 +467,12 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			goto out;
 		}
 	}
+	if (r->guest) {
+		r->stage = "adding the guest RAM";
+		ret = vmigctl_guest_add(r->guest, s);
+		if (ret)
+			goto out;
+	}
 
 	if (o->send) {
 		r->stage = "connecting";
@@ -452,6 +484,8 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			ret = vmig_session_run_source(s);
 		}
 		collect(s, o, r);
+		if (r->guest)
+			vmigctl_guest_end(r->guest, s, ret);
 		if (!ret) {
 			/* The devices are stopped: the state that was sent. */
 			for (i = 0; i < o->ndev; i++)
@@ -483,6 +517,8 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			ret = vmig_session_run_destination(s);
 		}
 		collect(s, o, r);
+		if (r->guest)
+			vmigctl_guest_end(r->guest, s, ret);
 		if (!ret) {
 			/* Loaded, still stopped. */
 			for (i = 0; i < o->ndev; i++)
@@ -565,6 +601,8 @@ static void print_human(const struct mn_opts *o, const struct mn_result *r)
 		       st->downtime_ns / 1e6);
 	printf("  peak buffers:   %.1f of %.1f MiB\n", st->peak_mem / 1048576.0,
 	       st->mem_limit / 1048576.0);
+	if (r->guest)
+		vmigctl_guest_print(r->guest, stdout);
 
 result:
 	if (!o->send && st->refused)
@@ -595,6 +633,9 @@ result:
 			vmigctl_error("%s", o->send ?
 				      "the source devices are RUNNING again" :
 				      "the destination devices were reset");
+		if (r->connected && vmigctl_guest_failure_note(r->guest))
+			vmigctl_error("%s",
+				      vmigctl_guest_failure_note(r->guest));
 		printf("  result:         FAILED\n");
 	} else {
 		printf("  result:         %s\n", o->send ?
@@ -655,6 +696,12 @@ static void print_json(const struct mn_opts *o, const struct mn_result *r)
 	       (unsigned long long)st->peak_mem,
 	       (unsigned long long)st->mem_limit,
 	       (unsigned long long)st->refused);
+	printf("\"guest\":");
+	if (r->guest)
+		vmigctl_guest_print_json(r->guest, stdout);
+	else
+		printf("null");
+	printf(",");
 	if (!r->err) {
 		printf("\"error\":null}\n");
 		return;
@@ -684,6 +731,7 @@ static int migrate_net_run(int argc, char **argv)
 		OPT_CONNECT = 256, OPT_LISTEN, OPT_SECRET_FILE, OPT_SECRET,
 		OPT_SESSION, OPT_CHANNELS, OPT_COMPRESS, OPT_NO_PRECOPY,
 		OPT_PRECOPY_MAX_MS, OPT_CHUNK, OPT_MEM, OPT_TIMEOUT, OPT_JSON,
+		OPT_GUEST,
 	};
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, OPT_CONNECT },
@@ -700,6 +748,7 @@ static int migrate_net_run(int argc, char **argv)
 		{ "mem-limit", required_argument, NULL, OPT_MEM },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "guest", required_argument, NULL, OPT_GUEST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -800,6 +849,11 @@ static int migrate_net_run(int argc, char **argv)
 		case OPT_JSON:
 			o.json = true;
 			break;
+		case OPT_GUEST:
+			if (vmigctl_guest_parse(optarg, o.send, &o.guest_size,
+						&o.guest_rate))
+				return VMIGCTL_EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return VMIGCTL_EXIT_OK;
@@ -850,6 +904,7 @@ static int migrate_net_run(int argc, char **argv)
 	else if (r.stage)
 		vmigctl_error("migrate %s failed %s: %s", argv[0], r.stage,
 			      strerror(-ret));
+	vmigctl_guest_free(r.guest);
 	free(o.devs);
 	return ret ? VMIGCTL_EXIT_FAIL : VMIGCTL_EXIT_OK;
 

@@ -113,4 +113,54 @@ int vmigctl_nl_subscribe(struct vmigctl_nl *nl);
  */
 void vmigctl_nl_perror(struct vmigctl_nl *nl, int err, const char *what);
 
+/* ------------------------------------------------ guest RAM (guest.c) */
+
+/*
+ * "migrate send|recv --guest": a guest's RAM in the same session as the
+ * devices.  The source runs a tools/testvm guest (KVM, one vCPU, the KVM
+ * dirty ring) whose vCPU keeps writing its RAM; the session's switchover
+ * pauses it.  The destination receives into anonymous memory of the same
+ * size.  Each side ends with the SHA-256 of the whole RAM.
+ */
+#define VMIGCTL_GUEST_RATE	2000	/* pages/s per vCPU, by default */
+
+struct vmigctl_guest;
+struct vmig_session;
+struct vmig_session_config;
+
+/*
+ * Parse "SIZE[,RATE]" (RATE only when source): SIZE a multiple of 2 MiB,
+ * RATE pages/s (default VMIGCTL_GUEST_RATE).  0, or -EINVAL with a message.
+ */
+int vmigctl_guest_parse(const char *arg, bool source, uint64_t *size,
+			uint64_t *rate);
+
+/*
+ * Source: create the guest, fill its RAM with random data, start the
+ * dirty ring tracking and let the vCPU run.  Destination: map the memory.
+ * Prints why on failure (e.g. no /dev/kvm); negative errno.
+ */
+int vmigctl_guest_new(bool source, uint64_t size, uint64_t rate,
+		      struct vmigctl_guest **out);
+/* Source: the switchover callback (pauses the vCPUs) into cfg. */
+void vmigctl_guest_config(struct vmigctl_guest *g,
+			  struct vmig_session_config *cfg);
+/* vmig_session_add_ram(), before connect or accept.  Negative errno. */
+int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s);
+/*
+ * After vmig_session_run_source()/_destination() returned ret (s may be
+ * NULL if it never ran): the RAM figures; on success the checksum (the
+ * source stops tracking first); on the source's failure, resume the vCPUs
+ * if the switchover had paused them.
+ */
+void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
+		       int ret);
+/* The guest's lines of the human output, and its JSON object. */
+void vmigctl_guest_print(const struct vmigctl_guest *g, FILE *f);
+void vmigctl_guest_print_json(const struct vmigctl_guest *g, FILE *f);
+/* After a failure: what became of the source's guest (NULL: nothing). */
+const char *vmigctl_guest_failure_note(const struct vmigctl_guest *g);
+/* Stop the vCPUs, free everything (NULL is fine). */
+void vmigctl_guest_free(struct vmigctl_guest *g);
+
 #endif /* VMIGCTL_H */
