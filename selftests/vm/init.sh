@@ -71,13 +71,6 @@ while read -r ko; do
 	insmod "$ko" || say "insmod $(basename "$ko") failed rc=$?"
 done < /vmig/modules.list
 
-# One KVM VM open all along: see kvm_hold.c (a TCG workaround)
-kvm_hold_pid=
-if [ -c /dev/kvm ] && [ -x /vmig/tests/vm/kvm_hold ]; then
-	/vmig/tests/vm/kvm_hold &
-	kvm_hold_pid=$!
-fi
-
 migsim=0
 if [ -f /vmig/vfio-migsim.ko ]; then
 	# shellcheck disable=SC2086 # a list of module parameters
@@ -90,6 +83,18 @@ if [ -f /vmig/vfio-migsim.ko ]; then
 else
 	say "migsim absent"
 fi
+
+# The VM boots with one CPU (maxcpus=1): one KVM VM is created and held
+# for the whole run while no other CPU runs, then the others come online.
+# See kvm_hold.c (a TCG workaround).
+if [ -c /dev/kvm ] && [ -x /vmig/tests/vm/kvm_hold ]; then
+	/vmig/tests/vm/kvm_hold || say "kvm_hold failed rc=$?"
+fi
+for cpu in /sys/devices/system/cpu/cpu[0-9]*/online; do
+	[ -f "$cpu" ] || continue
+	[ "$(cat "$cpu")" = 1 ] || echo 1 >"$cpu" || say "cannot online $cpu"
+done
+say "cpus online: $(cat /sys/devices/system/cpu/online)"
 
 # run_prog NAME PATH [ARGS...]: run one program from its own directory
 run_prog() {
@@ -146,11 +151,6 @@ shell)
 	setsid cttyhack sh -l
 	;;
 esac
-
-if [ -n "$kvm_hold_pid" ]; then
-	kill "$kvm_hold_pid"
-	wait "$kvm_hold_pid" 2>/dev/null
-fi
 
 if [ "$migsim" = 1 ]; then
 	if rmmod vfio_migsim; then

@@ -271,7 +271,9 @@ printf '# run-vm: initramfs packed in %.1f s; booting %s (%s, %s CPUs)\n' \
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP"
 	-nographic -no-reboot -nic none
 	-kernel "$KERNEL" -initrd "$RUNDIR/initrd.cpio"
-	-append "console=ttyS0 panic=-1 quiet $VM_APPEND")
+	# maxcpus=1: init.sh onlines the other CPUs once kvm_hold has
+	# created its KVM VM (a TCG workaround, see selftests/vm/kvm_hold.c)
+	-append "console=ttyS0 panic=-1 quiet maxcpus=1 $VM_APPEND")
 
 if [[ $mode == shell ]]; then
 	echo "# run-vm: Ctrl-A X kills the VM; 'exit' in the shell ends the run"
