@@ -118,6 +118,15 @@ FIXTURE_SETUP(mig)
 
 	if (!have_kvm())
 		SKIP(return, "no /dev/kvm");
+	/*
+	 * In the test VM (nested KVM under TCG), two runs of about ten of
+	 * this variant ended in a guest-kernel panic, "corrupted stack end
+	 * detected inside scheduler", as a thread of this test exited: a
+	 * stray write into a kernel stack, not understood yet.  The host
+	 * runs it; see the closing note of 2026-11-22.
+	 */
+	if (variant->stuck && variant->ring && test_scale() > 1)
+		SKIP(return, "panics the nested guest kernel under TCG");
 	self->size = (variant->mib << 20) / test_scale();
 	/* Under TCG a stuck variant's guest needs all the speed it has. */
 	if (!variant->stuck)
