@@ -194,7 +194,9 @@ static void *src_thread(void *arg)
 		set_status(r, -ECANCELED);
 		return NULL;
 	}
-	v = vmig_ram_precopy_complete(r->pc);
+	/* With postcopy to follow, only what precopy sent must be in. */
+	v = r->cfg.postcopy ? vmig_ram_precopy_flush(r->pc) :
+			      vmig_ram_precopy_complete(r->pc);
 	if (v)
 		vmig_err("migration source: guest RAM's last pass: %s",
 			 strerror(-v));
@@ -245,7 +247,9 @@ int ram_sess_ready(struct ram_sess *r)
 	if (r->status < 0)
 		ret = r->status;
 	else
-		ret = r->verdict == VMIG_CONVERGE_SWITCHOVER &&
+		ret = (r->verdict == VMIG_CONVERGE_SWITCHOVER ||
+		       (r->cfg.postcopy &&
+			r->verdict == VMIG_CONVERGE_STUCK)) &&
 		      ram_now_ns() - r->verdict_ns <= VERDICT_FRESH_NS;
 	pthread_mutex_unlock(&r->lock);
 	return ret;

@@ -107,7 +107,10 @@ int ram_sess_src_start(struct ram_sess *r, const int *fds, unsigned int n,
 		       unsigned int ndev, ram_sess_size_fn size,
 		       void *size_opaque, void (*notify)(void *opaque),
 		       void *notify_opaque);
-/* 1: the model said "switch over" lately; 0: not; < 0: RAM failed. */
+/*
+ * 1: the model said "switch over" lately (or, for postcopy, "stuck");
+ * 0: not; < 0: RAM failed.
+ */
 int ram_sess_ready(struct ram_sess *r);
 int ram_sess_set_downtime(struct ram_sess *r, uint64_t ns);
 /* The vCPUs are stopped: RAM's last pass, in its thread. */

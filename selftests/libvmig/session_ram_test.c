@@ -303,6 +303,8 @@ static void migrate(FIXTURE_DATA(sram) *self)
 	self->src_ret = ret;
 	pthread_join(t, NULL);
 	testvm_pause(self->vm);
+	/* The last harvest, with the vCPUs stopped (postcopy needs it). */
+	vmig_ram_sync(self->ram);
 	vmig_ram_track_stop(self->ram);
 }
 
@@ -389,6 +391,80 @@ TEST_F_TIMEOUT(sram, stuck_until_the_limit_is_raised, 90)
 	migrate(self);
 	EXPECT_LT(0, self->stuck_calls);
 	expect_migrated(_metadata, self);
+}
+
+struct pc_src {
+	struct vmig_postcopy_src *s;
+	struct sockaddr_in *addr;
+	int ret;
+};
+
+static void *pc_src_thread(void *arg)
+{
+	struct pc_src *a = arg;
+
+	a->ret = vmig_ram_postcopy_src_run(a->s, (void *)a->addr,
+					   sizeof(*a->addr));
+	return NULL;
+}
+
+/*
+ * The same guest, stuck, switching over to postcopy: the session ends
+ * with the devices' state all in and the RAM not, then postcopy moves the
+ * rest and the RAM is equal.
+ */
+TEST_F_TIMEOUT(sram, stuck_then_postcopy, 90)
+{
+	struct vmig_postcopy_dest_stats ds;
+	struct vmig_postcopy_dest *pd;
+	struct pc_src a = { .addr = &self->addr };
+	pthread_t t;
+	int i;
+
+	if (test_scale() > 1)
+		SKIP(return, "rate-bound; run on the host");
+	ASSERT_EQ(0, make_dest(self));
+	self->sram.precopy.max_bandwidth = 32ULL << 20;
+	self->sram.downtime_ns = 5ULL * 1000000;
+	self->sram.postcopy = true;
+	vmig_ram_free(self->ram);
+	testvm_destroy(self->vm);
+	self->vm = NULL;
+	ASSERT_EQ(0, make_guest(self, 20000, 13));
+	migrate(self);
+	ASSERT_EQ(0, self->dst_ret) TH_LOG("destination: %s", self->derr.msg);
+	ASSERT_EQ(0, self->src_ret) TH_LOG("source: %s", self->serr.msg);
+	EXPECT_EQ(VMIG_CONVERGE_STUCK, self->srs.verdict);
+	EXPECT_EQ(0, self->srs.final_pages);
+	for (i = 0; i < NDEV; i++) {
+		ASSERT_EQ(self->src[i].size, self->dst[i].loaded_size);
+		EXPECT_EQ(0, memcmp(self->src[i].data, self->dst[i].loaded,
+				    self->src[i].size));
+	}
+	/* The RAM is not all there yet: postcopy. */
+	EXPECT_LT(0, pages_differing(self));
+	ASSERT_EQ(0, vmig_ram_postcopy_src_new(self->ram, &self->scfg, NULL,
+					       &a.s));
+	ASSERT_EQ(0, vmig_ram_postcopy_dest_new(self->dest, &self->dcfg,
+						&pd));
+	ASSERT_EQ(0, pthread_create(&t, NULL, pc_src_thread, &a));
+	ASSERT_EQ(0, vmig_ram_postcopy_dest_accept(pd, self->lfd));
+	EXPECT_EQ(0, vmig_ram_postcopy_dest_wait(pd));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, a.ret);
+	vmig_ram_postcopy_dest_get_stats(pd, &ds);
+	TH_LOG("session downtime %.1f ms; postcopy: %llu held, %llu discarded, %llu placed, %llu zero",
+	       self->sst.downtime_ns / 1e6, (unsigned long long)ds.present,
+	       (unsigned long long)ds.discarded,
+	       (unsigned long long)ds.placed,
+	       (unsigned long long)ds.zero_placed);
+	EXPECT_EQ(0, ds.eexist);
+	EXPECT_EQ(self->size / 4096,
+		  ds.present - ds.discarded + ds.placed + ds.zero_placed);
+	EXPECT_EQ(0, pages_differing(self));
+	EXPECT_EQ(0, testvm_check_stamps(self->vm));
+	vmig_ram_postcopy_dest_free(pd);
+	vmig_ram_postcopy_src_free(a.s);
 }
 
 TEST_F(sram, destination_without_ram_is_refused)

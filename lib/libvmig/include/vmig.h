@@ -784,6 +784,17 @@ struct vmig_session_ram {
 	void (*not_converging)(void *opaque,
 			       const struct vmig_converge_info *info);
 	void *opaque;
+	/*
+	 * Source: switch over to postcopy.  The switchover also comes on a
+	 * STUCK verdict, and instead of RAM's last pass the precopy is only
+	 * flushed (vmig_ram_precopy_flush()): the devices' state is all in
+	 * when the session ends, the RAM still to send is not.  Then, on the
+	 * source, vmig_ram_sync(), vmig_ram_track_stop() and the postcopy
+	 * source (vmig_ram_postcopy_src_new()); on the destination, the
+	 * postcopy destination on the same vmig_ram_dest, before its vCPUs
+	 * run (see "postcopy" below).
+	 */
+	bool postcopy;
 };
 
 int vmig_session_add_ram(struct vmig_session *s,
