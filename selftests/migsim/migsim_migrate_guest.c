@@ -15,6 +15,10 @@
  *   load-at fault, with --no-precopy so that the whole state goes in
  *   STOP_COPY) fails both sides; the source's vCPU is resumed and its
  *   device is RUNNING with its state unchanged.
+ * - --postcopy with a guest precopy cannot keep up with (--ram-bandwidth,
+ *   --downtime): the rest of the RAM goes by postcopy, the SHA-256s and
+ *   device checksums are equal, every page held or placed once.  recv
+ *   with --postcopy and send without fails recv after --timeout.
  *
  * Needs /usr/bin/vmigctl (the VM has it) and /dev/kvm (nested KVM in the
  * test VM); skipped without them.
@@ -201,29 +205,39 @@ FIXTURE_TEARDOWN(mg)
 }
 
 /*
- * recv with --guest recv_guest, then (once it listens) send with --guest
- * send_guest and the extra option (or NULL); both outputs read in.
+ * recv with --guest recv_guest and the options recv_extra (NULL-ended, or
+ * NULL), then (once it listens) send with --guest send_guest and
+ * send_extra; both outputs read in.
  */
-static void run_pair(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(mg) *self, const char *send_guest,
-		     const char *recv_guest, const char *extra)
+#define EXTRA_MAX	8
+static void run_pair_x(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(mg) *self, const char *send_guest,
+		       const char *recv_guest, const char *const *send_extra,
+		       const char *const *recv_extra)
 {
-	const char *recv_argv[] = {
+	const char *recv_argv[12 + EXTRA_MAX] = {
 		"vmigctl", "migrate", "recv", "--listen", self->addr,
 		"--secret-file", self->secret, "--guest", recv_guest,
-		"--json", self->dst.uuid, NULL,
+		"--json", self->dst.uuid,
 	};
-	const char *send_argv[] = {
+	const char *send_argv[14 + EXTRA_MAX] = {
 		"vmigctl", "migrate", "send", "--connect", self->addr,
 		"--secret-file", self->secret, "--guest", send_guest,
 		"--precopy-max-ms", "500", "--json", self->src.uuid,
-		extra, NULL,
 	};
 	struct timespec ms = { 0, 10 * 1000000 };
 	struct stat st;
 	pid_t recv, send;
 	int i;
 
+	for (i = 0; recv_extra && recv_extra[i]; i++) {
+		ASSERT_GT(EXTRA_MAX, i);
+		recv_argv[11 + i] = recv_extra[i];
+	}
+	for (i = 0; send_extra && send_extra[i]; i++) {
+		ASSERT_GT(EXTRA_MAX, i);
+		send_argv[13 + i] = send_extra[i];
+	}
 	recv = spawn(self->out[2], self->out[3], recv_argv);
 	ASSERT_LT(0, recv);
 	/* It listens once the socket file exists (10 s at most). */
@@ -244,6 +258,16 @@ static void run_pair(struct __test_metadata *_metadata,
 	slurp(self->out[1], self->send_err, sizeof(self->send_err));
 	slurp(self->out[2], self->recv_out, OUT_MAX);
 	slurp(self->out[3], self->recv_err, sizeof(self->recv_err));
+}
+
+/* As run_pair_x(), with one extra option (or NULL) for send. */
+static void run_pair(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(mg) *self, const char *send_guest,
+		     const char *recv_guest, const char *extra)
+{
+	const char *send_extra[] = { extra, NULL };
+
+	run_pair_x(_metadata, self, send_guest, recv_guest, send_extra, NULL);
 }
 
 TEST_F_TIMEOUT(mg, guest_and_device, 180)
@@ -298,6 +322,92 @@ TEST_F_TIMEOUT(mg, guest_and_device, 180)
 	       json_raw(self->send_out, "downtime_ms", down,
 			sizeof(down)),
 	       json_str(sg, "sha256", sum, sizeof(sum)));
+}
+
+/*
+ * --postcopy with a guest that precopy cannot keep up with (RAM precopy
+ * limited to 4 MB/s, a 5 ms downtime limit): the session switches over
+ * to postcopy (on STUCK, or at --precopy-max-ms), the rest of the RAM
+ * goes by postcopy on the same socket, and the RAM is equal at the end;
+ * every page is either held from precopy or placed exactly once.
+ */
+TEST_F_TIMEOUT(mg, guest_by_postcopy, 180)
+{
+	const char *send_extra[] = {
+		"--postcopy", "--ram-bandwidth", "4M/s", "--downtime", "5",
+		NULL,
+	};
+	const char *recv_extra[] = { "--postcopy", NULL };
+	char a[80], b[80], v[32];
+	const char *sg, *dg, *sp, *dp;
+
+	ASSERT_EQ(0, migsim_attr_write(self->src.uuid, "dirty_rate", "2M"));
+	run_pair_x(_metadata, self, GUEST ",20000", GUEST, send_extra,
+		   recv_extra);
+	ASSERT_EQ(0, self->send_rc) TH_LOG("send: %s\n%s", self->send_err,
+					   self->send_out);
+	ASSERT_EQ(0, self->recv_rc) TH_LOG("recv: %s\n%s", self->recv_err,
+					   self->recv_out);
+	json_str(self->send_out, "checksum", a, sizeof(a));
+	json_str(self->recv_out, "checksum", b, sizeof(b));
+	EXPECT_NE(0, a[0]);
+	EXPECT_STREQ(a, b);
+	sg = strstr(self->send_out, "\"guest\":{");
+	dg = strstr(self->recv_out, "\"guest\":{");
+	ASSERT_NE(NULL, sg) TH_LOG("%s", self->send_out);
+	ASSERT_NE(NULL, dg) TH_LOG("%s", self->recv_out);
+	json_str(sg, "sha256", a, sizeof(a));
+	json_str(dg, "sha256", b, sizeof(b));
+	EXPECT_EQ(64, strlen(a)) TH_LOG("%s", self->send_out);
+	EXPECT_STREQ(a, b);
+	/* No last pass: what precopy had not sent went by postcopy. */
+	EXPECT_EQ(0, json_u64(sg, "final_pages"));
+	sp = strstr(sg, "\"postcopy\":{");
+	dp = strstr(dg, "\"postcopy\":{");
+	ASSERT_NE(NULL, sp) TH_LOG("%s", self->send_out);
+	ASSERT_NE(NULL, dp) TH_LOG("%s", self->recv_out);
+	EXPECT_STREQ("true", json_raw(sp, "ok", v, sizeof(v)));
+	EXPECT_STREQ("true", json_raw(dp, "done", v, sizeof(v)));
+	EXPECT_EQ(0, json_u64(dp, "eexist"));
+	EXPECT_EQ(GUEST_PAGES, json_u64(dp, "present") -
+		  json_u64(dp, "discarded") + json_u64(dp, "placed") +
+		  json_u64(dp, "zero_placed"));
+	EXPECT_LT(0, json_u64(sp, "pushed"));
+	TH_LOG("verdict %s; postcopy: %llu discarded, %llu held, %llu pushed, %llu requests; destination: %llu present, %llu placed, %llu zero, %llu duplicates; sha256 %.16s",
+	       json_raw(sg, "verdict", v, sizeof(v)),
+	       json_u64(sp, "discarded"), json_u64(sp, "have"),
+	       json_u64(sp, "pushed"), json_u64(sp, "requests"),
+	       json_u64(dp, "present"), json_u64(dp, "placed"),
+	       json_u64(dp, "zero_placed"), json_u64(dp, "duplicates"), a);
+	TH_LOG("source: %.*s", (int)strcspn(sp, "}") + 1, sp);
+	TH_LOG("destination: %.*s", (int)strcspn(dp, "}") + 1, dp);
+}
+
+/*
+ * recv --postcopy, send without: the session succeeds, no postcopy
+ * connection comes, and recv fails after --timeout (not for ever).
+ */
+TEST_F_TIMEOUT(mg, postcopy_on_recv_only_fails, 120)
+{
+	const char *recv_extra[] = { "--postcopy", "--timeout", "2000", NULL };
+	char v[32];
+	const char *dg, *dp;
+
+	run_pair_x(_metadata, self, GUEST ",2000", GUEST, NULL, recv_extra);
+	EXPECT_EQ(0, self->send_rc) TH_LOG("send: %s\n%s", self->send_err,
+					   self->send_out);
+	EXPECT_EQ(1, self->recv_rc) TH_LOG("recv: %s\n%s", self->recv_err,
+					   self->recv_out);
+	EXPECT_NE(NULL, strstr(self->recv_err, "does send have --postcopy"))
+		TH_LOG("%s", self->recv_err);
+	dg = strstr(self->recv_out, "\"guest\":{");
+	ASSERT_NE(NULL, dg) TH_LOG("%s", self->recv_out);
+	dp = strstr(dg, "\"postcopy\":{");
+	ASSERT_NE(NULL, dp) TH_LOG("%s", self->recv_out);
+	EXPECT_STREQ("false", json_raw(dp, "ok", v, sizeof(v)));
+	EXPECT_STREQ("null", json_raw(dg, "sha256", v, sizeof(v)));
+	EXPECT_STREQ("\"postcopy\"", json_raw(self->recv_out, "stage", v,
+					       sizeof(v)));
 }
 
 TEST_F_TIMEOUT(mg, guest_of_another_size_is_refused, 120)

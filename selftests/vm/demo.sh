@@ -13,6 +13,13 @@
 #     vCPU writes 2000 pages/s (nested KVM: /dev/kvm comes from kvm_amd),
 #     tracked with the KVM dirty ring and paused at the switchover.  The
 #     devices' checksums and the guest RAM's SHA-256 are compared.
+#  3. Postcopy: a 32 MiB guest writing 20000 pages/s and one dirtying 32M
+#     device, with the RAM precopy limited to 4 MB/s and a downtime limit
+#     of 5 ms: precopy cannot converge, the session switches over to
+#     postcopy (on the STUCK verdict, or at --precopy-max-ms), the device
+#     state goes over with the session and the rest of the RAM by postcopy
+#     on the same socket.  The device checksums and the guest RAM's
+#     SHA-256 (the destination's after postcopy) are compared.
 set -eu
 
 TYPE=/sys/class/mdev_bus/migsim/mdev_supported_types/migsim-v1
@@ -20,6 +27,7 @@ DEVS=/sys/bus/mdev/devices
 SIZE=${DEMO_SIZE:-256M}
 GUEST_SIZE=32M
 GUEST_RATE=2000
+PC_RATE=20000
 
 if [ ! -w "$TYPE/create" ]; then
 	echo "demo: $TYPE/create missing: vfio-migsim is not loaded" >&2
@@ -38,10 +46,12 @@ src=$(cat /proc/sys/kernel/random/uuid)
 dst=$(cat /proc/sys/kernel/random/uuid)
 net_src="$(cat /proc/sys/kernel/random/uuid) $(cat /proc/sys/kernel/random/uuid)"
 net_dst="$(cat /proc/sys/kernel/random/uuid) $(cat /proc/sys/kernel/random/uuid)"
+pc_src=$(cat /proc/sys/kernel/random/uuid)
+pc_dst=$(cat /proc/sys/kernel/random/uuid)
 
 cleanup() {
 	# shellcheck disable=SC2086 # lists of UUIDs
-	for u in "$src" "$dst" $net_src $net_dst; do
+	for u in "$src" "$dst" $net_src $net_dst "$pc_src" "$pc_dst"; do
 		if [ -e "$DEVS/$u/remove" ]; then
 			echo 1 >"$DEVS/$u/remove" || echo "demo: removing $u failed" >&2
 		fi
@@ -142,3 +152,55 @@ if [ -z "$a" ] || [ "$a" != "$b" ]; then
 	exit 1
 fi
 echo "demo: part 2: checksums match (devices and guest RAM)"
+
+echo
+echo "demo: part 3: postcopy: a $GUEST_SIZE guest that writes $PC_RATE pages/s" \
+	"and a dirtying device, RAM precopy at 4 MB/s, downtime limit 5 ms"
+echo "$pc_src" >"$TYPE/create"
+echo "$pc_dst" >"$TYPE/create"
+echo 32M >"$DEVS/$pc_src/migsim/state_size"
+echo 200 >"$DEVS/$pc_src/migsim/hot_set"
+echo 8M >"$DEVS/$pc_src/migsim/dirty_rate"
+sock=unix:/tmp/demo-pc.sock
+vmigctl migrate recv --listen "$sock" --secret-file /tmp/demo.secret \
+	--guest "$GUEST_SIZE" --postcopy "$pc_dst" >/tmp/demo-pc.recv 2>&1 &
+recv=$!
+sleep 1
+if ! vmigctl migrate send --connect "$sock" --secret-file /tmp/demo.secret \
+	--channels 2 --guest "$GUEST_SIZE,$PC_RATE" --postcopy \
+	--ram-bandwidth 4M/s --downtime 5 --precopy-max-ms 20000 "$pc_src" \
+	>/tmp/demo-pc.send 2>&1; then
+	cat /tmp/demo-pc.send >&2
+	echo "demo: FAILED: migrate send --postcopy" >&2
+	wait "$recv" || true
+	cat /tmp/demo-pc.recv >&2
+	exit 1
+fi
+cat /tmp/demo-pc.send
+if ! wait "$recv"; then
+	cat /tmp/demo-pc.recv >&2
+	echo "demo: FAILED: migrate recv --postcopy" >&2
+	exit 1
+fi
+cat /tmp/demo-pc.recv
+a=$(awk -v u="$pc_src" '$2 == u {
+	for (i = 3; i < NF; i++) if ($i == "checksum") print $(i + 1) }' \
+	/tmp/demo-pc.send)
+b=$(cat "$DEVS/$pc_dst/migsim/checksum")
+echo "demo: device: source $a (stopped) destination $b"
+if [ "$a" != "$b" ]; then
+	echo "demo: FAILED: checksums differ" >&2
+	exit 1
+fi
+a=$(guest_sum /tmp/demo-pc.send)
+b=$(guest_sum /tmp/demo-pc.recv)
+echo "demo: guest RAM sha256: source $a destination $b (after postcopy)"
+if [ -z "$a" ] || [ "$a" != "$b" ]; then
+	echo "demo: FAILED: guest RAM checksums differ" >&2
+	exit 1
+fi
+if ! grep -q '^  postcopy:' /tmp/demo-pc.recv; then
+	echo "demo: FAILED: the destination ran no postcopy" >&2
+	exit 1
+fi
+echo "demo: part 3: checksums match (device and guest RAM, by postcopy)"

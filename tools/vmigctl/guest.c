@@ -16,6 +16,12 @@
  * Each side ends with the SHA-256 of the whole RAM (nettle): the source's
  * with the vCPU stopped, the destination's once every page is in.  The two
  * must be equal.
+ *
+ * --postcopy: the session's RAM switches over to postcopy (also on a
+ * STUCK verdict); after the session the source (vCPU still paused) runs
+ * the postcopy source and the destination the postcopy destination on the
+ * session's listening socket, and the destination's checksum is taken
+ * once postcopy has placed every page.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -41,12 +47,17 @@
 #define GUEST_ALIGN		(2ULL << 20)
 #define GUEST_MAX		(63ULL << 30)	/* testvm's limit */
 #define SUM_SHOWN		16	/* hex digits in the human output */
+#define PC_TRIES		4	/* postcopy: first run + 3 resumes */
+#define PC_RETRY_MS		1000	/* source: pause between runs */
 
 struct vmigctl_guest {
 	bool source;
 	uint64_t size;
 	uint64_t rate;			/* source: pages/s per vCPU */
 	uint64_t working_set;		/* source: pages per vCPU */
+	bool postcopy;			/* --postcopy */
+	uint64_t max_bandwidth;		/* source: precopy bytes/s */
+	uint64_t downtime_ns;		/* source: the limit (0: default) */
 
 	/* source */
 	struct testvm *vm;
@@ -66,6 +77,13 @@ struct vmigctl_guest {
 	struct vmig_session_ram_stats st;
 	bool have_sum;
 	char sum[SHA256_DIGEST_SIZE * 2 + 1];
+
+	/* --postcopy, once it ran */
+	bool pc_ran;
+	int pc_err;
+	unsigned int pc_runs;		/* src_run calls / dest accepts */
+	struct vmig_postcopy_src_stats pcs;
+	struct vmig_postcopy_dest_stats pcd;
 };
 
 /* ------------------------------------------------------------ parsing */
@@ -296,6 +314,14 @@ void vmigctl_guest_config(struct vmigctl_guest *g,
 	cfg->opaque = g;
 }
 
+void vmigctl_guest_set_options(struct vmigctl_guest *g, bool postcopy,
+			       uint64_t max_bandwidth, uint64_t downtime_ns)
+{
+	g->postcopy = postcopy;
+	g->max_bandwidth = max_bandwidth;
+	g->downtime_ns = downtime_ns;
+}
+
 int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s)
 {
 	struct vmig_session_ram r = { 0 };
@@ -304,9 +330,12 @@ int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s)
 	if (g->source) {
 		r.ram = g->ram;
 		r.channels = GUEST_RAM_CHANNELS;
+		r.precopy.max_bandwidth = g->max_bandwidth;
+		r.downtime_ns = g->downtime_ns;
 	} else {
 		r.dest = g->dest;
 	}
+	r.postcopy = g->postcopy;
 	ret = vmig_session_add_ram(s, &r);
 	if (ret)
 		vmigctl_error("--guest: adding the RAM to the session: %s",
@@ -340,7 +369,8 @@ void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 		vmig_session_get_ram_stats(s, &g->st);
 	g->failed = ret != 0;
 	if (!g->source) {
-		if (!ret)
+		/* With postcopy, the RAM is all in only after it. */
+		if (!ret && !g->postcopy)
 			checksum(g);
 		return;
 	}
@@ -355,14 +385,116 @@ void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 	}
 	/* Migrated: the vCPU is stopped (switchover()), RAM is final. */
 	g->written = testvm_pages_written(g->vm);
+	if (g->postcopy)
+		vmig_ram_sync(g->ram);	/* the last harvest: the discards */
 	vmig_ram_track_stop(g->ram);
 	checksum(g);
+}
+
+/* ----------------------------------------------------------- postcopy */
+
+static bool pc_retryable(int err)
+{
+	/* The destination failed for good, or we did: no resume helps. */
+	return err != -EPROTO && err != -EINVAL && err != -ENOMEM &&
+	       err != -EIO && err != -EBADMSG;
+}
+
+int vmigctl_guest_postcopy_src(struct vmigctl_guest *g,
+			       const struct vmig_session_config *cfg,
+			       const struct sockaddr *addr, int addrlen)
+{
+	struct vmig_postcopy_src *pc;
+	int ret;
+
+	g->pc_ran = true;
+	ret = vmig_ram_postcopy_src_new(g->ram, cfg, NULL, &pc);
+	if (ret) {
+		g->pc_err = ret;
+		vmigctl_error("--postcopy: the postcopy source: %s",
+			      strerror(-ret));
+		return ret;
+	}
+	for (;;) {
+		g->pc_runs++;
+		ret = vmig_ram_postcopy_src_run(pc, addr, addrlen);
+		if (!ret || g->pc_runs >= PC_TRIES || !pc_retryable(ret))
+			break;
+		vmigctl_error("--postcopy: run %u ended: %s; resuming in %d ms",
+			      g->pc_runs, strerror(-ret), PC_RETRY_MS);
+		usleep(PC_RETRY_MS * 1000);
+	}
+	vmig_ram_postcopy_src_get_stats(pc, &g->pcs);
+	vmig_ram_postcopy_src_free(pc);
+	g->pc_err = ret;
+	if (ret)
+		vmigctl_error("--postcopy: gave up after %u run%s: %s",
+			      g->pc_runs, g->pc_runs == 1 ? "" : "s",
+			      strerror(-ret));
+	return ret;
+}
+
+int vmigctl_guest_postcopy_dest(struct vmigctl_guest *g,
+				const struct vmig_session_config *cfg,
+				int listen_fd)
+{
+	struct vmig_postcopy_dest *pc;
+	bool connected = false;
+	int ret;
+
+	g->pc_ran = true;
+	ret = vmig_ram_postcopy_dest_new(g->dest, cfg, &pc);
+	if (ret) {
+		g->pc_err = ret;
+		vmigctl_error("--postcopy: the postcopy destination: %s",
+			      strerror(-ret));
+		return ret;
+	}
+	for (;;) {
+		g->pc_runs++;
+		ret = vmig_ram_postcopy_dest_accept(pc, listen_fd);
+		/* A vCPU could run from here on; this one has none. */
+		if (!ret) {
+			connected = true;
+			ret = vmig_ram_postcopy_dest_wait(pc);
+		}
+		if (!ret || g->pc_runs >= PC_TRIES || !pc_retryable(ret))
+			break;
+		/*
+		 * No source within --timeout (e.g. send without --postcopy):
+		 * waiting longer would not bring one.
+		 */
+		if (ret == -ETIMEDOUT && !connected) {
+			vmigctl_error("--postcopy: no postcopy connection from the source (does send have --postcopy too?)");
+			break;
+		}
+		vmigctl_error("--postcopy: connection %u ended: %s; accepting again (paused)",
+			      g->pc_runs, strerror(-ret));
+	}
+	vmig_ram_postcopy_dest_get_stats(pc, &g->pcd);
+	g->pc_err = ret;
+	if (ret) {
+		/*
+		 * Pages are missing and the RAM is still registered: do not
+		 * touch it (a read would wait for ever), abandon it.
+		 */
+		vmigctl_error("--postcopy: gave up after %u connection%s: %s; the guest RAM is incomplete",
+			      g->pc_runs, g->pc_runs == 1 ? "" : "s",
+			      strerror(-ret));
+		vmig_ram_postcopy_dest_free(pc);
+		return ret;
+	}
+	vmig_ram_postcopy_dest_free(pc);
+	checksum(g);
+	return 0;
 }
 
 const char *vmigctl_guest_failure_note(const struct vmigctl_guest *g)
 {
 	if (!g || !g->source)
 		return NULL;
+	if (g->pc_ran && g->pc_err)
+		return "the guest's vCPU stays stopped: postcopy did not finish, part of its RAM is only here";
 	if (g->resumed)
 		return "the guest's vCPU was stopped at the switchover and runs again";
 	if (g->paused)
@@ -413,22 +545,59 @@ void vmigctl_guest_print(const struct vmigctl_guest *g, FILE *f)
 		fprintf(f, "  RAM at stop:    %llu pages after the switchover, last pass %.3f ms\n",
 			(unsigned long long)st->final_pages,
 			st->final_ns / 1e6);
-		fprintf(f, "  model at stop:  %s RAM + %s device state pending, %.1f MB/s, expected downtime %.3f ms (limit %.0f ms)\n",
+		fprintf(f, "  model at stop:  %s RAM + %s device state pending, ",
 			vmigctl_format_size(in->ram_bytes, a, sizeof(a)),
-			vmigctl_format_size(in->device_bytes, b, sizeof(b)),
-			in->bandwidth / 1e6, in->expected_downtime_ns / 1e6,
-			in->downtime_ns / 1e6);
-		/* Without a fresh "fits", only --precopy-max-ms ends precopy. */
+			vmigctl_format_size(in->device_bytes, b, sizeof(b)));
+		/* No bandwidth measured: the expected downtime is "never". */
+		if (in->expected_downtime_ns == UINT64_MAX)
+			fprintf(f, "no bandwidth measured, expected downtime unknown");
+		else
+			fprintf(f, "%.1f MB/s, expected downtime %.3f ms",
+				in->bandwidth / 1e6,
+				in->expected_downtime_ns / 1e6);
+		fprintf(f, " (limit %.0f ms)\n", in->downtime_ns / 1e6);
+		/*
+		 * Without a fresh "fits", only --precopy-max-ms ends precopy
+		 * (or, with --postcopy, a STUCK verdict).
+		 */
 		fprintf(f, "  last verdict:   %s%s\n", verdict_name(st->verdict) ?
 			verdict_name(st->verdict) : "none yet",
 			st->verdict == VMIG_CONVERGE_SWITCHOVER ?
 			" (the rest fit the limit)" :
+			g->postcopy && st->verdict == VMIG_CONVERGE_STUCK ?
+			" (not converging: switched over to postcopy)" :
 			" (not converged: switched over at --precopy-max-ms)");
 	}
+	if (g->pc_ran && g->source)
+		fprintf(f, "  postcopy:       %llu pages discarded, %llu held by the destination, %llu pushed, %llu requests (%llu pages sent for them), %llu zero pages, %s in %llu connection%s%s\n",
+			(unsigned long long)g->pcs.discarded,
+			(unsigned long long)g->pcs.have,
+			(unsigned long long)g->pcs.pushed,
+			(unsigned long long)g->pcs.requests,
+			(unsigned long long)g->pcs.requested_sent,
+			(unsigned long long)g->pcs.zero_pages,
+			vmigctl_format_size(g->pcs.bytes, a, sizeof(a)),
+			(unsigned long long)g->pcs.connects,
+			g->pcs.connects == 1 ? "" : "s",
+			g->pc_err ? ", FAILED" : "");
+	else if (g->pc_ran)
+		fprintf(f, "  postcopy:       %llu pages present, %llu discarded, %llu placed, %llu zero, %llu duplicates, %llu eexist, %llu faults, %s in %u connection%s (%llu breaks)%s\n",
+			(unsigned long long)g->pcd.present,
+			(unsigned long long)g->pcd.discarded,
+			(unsigned long long)g->pcd.placed,
+			(unsigned long long)g->pcd.zero_placed,
+			(unsigned long long)g->pcd.duplicates,
+			(unsigned long long)g->pcd.eexist,
+			(unsigned long long)g->pcd.faults,
+			vmigctl_format_size(g->pcd.bytes, a, sizeof(a)),
+			g->pc_runs, g->pc_runs == 1 ? "" : "s",
+			(unsigned long long)g->pcd.breaks,
+			g->pcd.done ? "" : ", NOT DONE");
 	if (g->have_sum)
 		fprintf(f, "  guest sha256:   %.*s (first %d hex digits of the SHA-256 of all guest RAM, %s)\n",
 			SUM_SHOWN, g->sum, SUM_SHOWN, g->source ?
-			"vCPU stopped" : "every page in");
+			"vCPU stopped" : g->postcopy ?
+			"every page in, after postcopy" : "every page in");
 }
 
 void vmigctl_guest_print_json(const struct vmigctl_guest *g, FILE *f)
@@ -453,16 +622,51 @@ void vmigctl_guest_print_json(const struct vmigctl_guest *g, FILE *f)
 			fprintf(f, "\"%s\"", verdict_name(st->verdict));
 		else
 			fprintf(f, "null");
-		fprintf(f, ",\"ram_bytes\":%llu,\"device_bytes\":%llu,\"pending_bytes\":%llu,\"bandwidth\":%llu,\"expected_downtime_ms\":%.3f,\"downtime_limit_ms\":%.3f},",
+		fprintf(f, ",\"ram_bytes\":%llu,\"device_bytes\":%llu,\"pending_bytes\":%llu,\"bandwidth\":%llu,\"expected_downtime_ms\":",
 			(unsigned long long)in->ram_bytes,
 			(unsigned long long)in->device_bytes,
 			(unsigned long long)in->pending_bytes,
-			(unsigned long long)in->bandwidth,
-			in->expected_downtime_ns / 1e6, in->downtime_ns / 1e6);
+			(unsigned long long)in->bandwidth);
+		if (in->expected_downtime_ns == UINT64_MAX)
+			fprintf(f, "null");	/* no bandwidth measured */
+		else
+			fprintf(f, "%.3f", in->expected_downtime_ns / 1e6);
+		fprintf(f, ",\"downtime_limit_ms\":%.3f},",
+			in->downtime_ns / 1e6);
 		fprintf(f, "\"paused\":%s,\"resumed\":%s,",
 			g->paused ? "true" : "false",
 			g->resumed ? "true" : "false");
 	}
+	fprintf(f, "\"postcopy\":");
+	if (!g->postcopy)
+		fprintf(f, "null,");
+	else if (!g->pc_ran)
+		fprintf(f, "{\"ran\":false},");
+	else if (g->source)
+		fprintf(f, "{\"ran\":true,\"ok\":%s,\"discarded\":%llu,\"have\":%llu,\"pushed\":%llu,\"requests\":%llu,\"requested_sent\":%llu,\"zero_pages\":%llu,\"bytes\":%llu,\"connects\":%llu},",
+			g->pc_err ? "false" : "true",
+			(unsigned long long)g->pcs.discarded,
+			(unsigned long long)g->pcs.have,
+			(unsigned long long)g->pcs.pushed,
+			(unsigned long long)g->pcs.requests,
+			(unsigned long long)g->pcs.requested_sent,
+			(unsigned long long)g->pcs.zero_pages,
+			(unsigned long long)g->pcs.bytes,
+			(unsigned long long)g->pcs.connects);
+	else
+		fprintf(f, "{\"ran\":true,\"ok\":%s,\"present\":%llu,\"discarded\":%llu,\"placed\":%llu,\"zero_placed\":%llu,\"duplicates\":%llu,\"eexist\":%llu,\"faults\":%llu,\"requests\":%llu,\"breaks\":%llu,\"bytes\":%llu,\"accepts\":%u,\"done\":%s},",
+			g->pc_err ? "false" : "true",
+			(unsigned long long)g->pcd.present,
+			(unsigned long long)g->pcd.discarded,
+			(unsigned long long)g->pcd.placed,
+			(unsigned long long)g->pcd.zero_placed,
+			(unsigned long long)g->pcd.duplicates,
+			(unsigned long long)g->pcd.eexist,
+			(unsigned long long)g->pcd.faults,
+			(unsigned long long)g->pcd.requests,
+			(unsigned long long)g->pcd.breaks,
+			(unsigned long long)g->pcd.bytes, g->pc_runs,
+			g->pcd.done ? "true" : "false");
 	fprintf(f, "\"sha256\":");
 	if (g->have_sum)
 		fprintf(f, "\"%s\"}", g->sum);

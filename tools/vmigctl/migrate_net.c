@@ -16,7 +16,9 @@
  *
  * With --guest, the session carries a guest's RAM too (guest.c): the
  * source runs a small KVM guest that dirties its RAM, pauses it at the
- * switchover, and both sides print the RAM's SHA-256.
+ * switchover, and both sides print the RAM's SHA-256.  With --postcopy
+ * the RAM not sent by then goes after the session by postcopy, on the
+ * same address (recv keeps its listening socket for it).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -38,6 +40,8 @@
 #define DEFAULT_SESSION		"vmigctl"
 #define DEFAULT_PRECOPY_MS	2000
 #define COMPRESS_LEVEL		1
+#define PC_RETRIES		3	/* as guest.c's PC_TRIES - 1 */
+#define PC_RETRY_S		1
 
 struct mn_dev {
 	const char *uuid;
@@ -64,6 +68,9 @@ struct mn_opts {
 	bool json;
 	uint64_t guest_size;		/* --guest: 0 without */
 	uint64_t guest_rate;		/* pages/s per vCPU (source) */
+	bool postcopy;			/* --postcopy */
+	uint64_t ram_bandwidth;		/* --ram-bandwidth: bytes/s, 0 none */
+	unsigned int downtime_ms;	/* --downtime: 0 the default */
 	struct sockaddr_storage ss;
 	int alen;
 	unsigned int ndev;
@@ -80,6 +87,7 @@ struct mn_result {
 	bool connected;			/* its channels were set up */
 	bool resumed;
 	const char *resume_problem;
+	bool postcopy_failed;		/* the session succeeded, postcopy not */
 	struct vmigctl_guest *guest;	/* --guest; freed after printing */
 };
 
@@ -134,12 +142,25 @@ static void usage(FILE *f)
 		"                        (and resumed if the migration fails).\n"
 		"                        recv: --guest SIZE, the same SIZE.  Both\n"
 		"                        sides print the SHA-256 of the guest RAM.\n"
+		"  --postcopy            with --guest, both sides: the RAM may switch\n"
+		"                        over to postcopy (also on a STUCK verdict):\n"
+		"                        after the session, the source serves the\n"
+		"                        rest of the RAM to the same ADDR (retried\n"
+		"                        %d times, %d s apart, on a broken\n"
+		"                        connection) and recv accepts it on its\n"
+		"                        listening socket (again after a break);\n"
+		"                        recv's SHA-256 is taken after postcopy\n"
+		"  --ram-bandwidth SIZE[/s]  send, with --guest: limit the RAM\n"
+		"                        precopy to SIZE bytes/s (default: none)\n"
+		"  --downtime MS         send, with --guest: the downtime limit of\n"
+		"                        the convergence model (default 300)\n"
 		"  --json                print the result as one JSON object\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"exit status: 0 on success, 1 on failure, 2 on a bad command line.\n",
 		vmigctl_prog, vmigctl_prog, DEFAULT_SESSION, VMIG_MAX_CHANNELS,
-		COMPRESS_LEVEL, DEFAULT_PRECOPY_MS, VMIGCTL_GUEST_RATE);
+		COMPRESS_LEVEL, DEFAULT_PRECOPY_MS, VMIGCTL_GUEST_RATE,
+		PC_RETRIES, PC_RETRY_S);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -319,6 +340,30 @@ static int parse_uint(const char *name, const char *arg, unsigned long max,
 	return 0;
 }
 
+/* SIZE or SIZE/s: bytes per second, at least 1. */
+static int parse_bandwidth(const char *arg, uint64_t *out)
+{
+	char buf[64];
+	size_t len = strlen(arg);
+	int ret;
+
+	if (len >= 2 && !strcmp(arg + len - 2, "/s"))
+		len -= 2;
+	if (!len || len >= sizeof(buf)) {
+		vmigctl_error("--ram-bandwidth: bad rate \"%s\" (SIZE/s)", arg);
+		return -EINVAL;
+	}
+	memcpy(buf, arg, len);
+	buf[len] = '\0';
+	ret = vmigctl_parse_size(buf, out);
+	if (ret || !*out) {
+		vmigctl_error("--ram-bandwidth: bad rate \"%s\" (SIZE/s, at least 1 byte/s)",
+			      arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_devs(struct mn_opts *o, int argc, char **argv)
 {
 	unsigned int i, j;
@@ -416,6 +461,9 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 					&r->guest);
 		if (ret)
 			goto out;
+		vmigctl_guest_set_options(r->guest, o->postcopy,
+					  o->ram_bandwidth,
+					  o->downtime_ms * 1000000ULL);
 	}
 	for (i = 0; i < o->ndev; i++) {
 		struct mn_dev *d = &o->devs[i];
@@ -491,6 +539,12 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			for (i = 0; i < o->ndev; i++)
 				read_checksum(o->devs[i].uuid, o->devs[i].sum);
 		}
+		if (!ret && r->guest && o->postcopy) {
+			r->stage = "postcopy";
+			ret = vmigctl_guest_postcopy_src(r->guest, &cfg,
+					(struct sockaddr *)&o->ss, o->alen);
+			r->postcopy_failed = ret != 0;
+		}
 	} else {
 		r->stage = "listening";
 		lfd = listen_on(&o->ss, o->alen);
@@ -530,8 +584,14 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			else
 				r->resumed = true;
 		}
+		if (!ret && r->guest && o->postcopy) {
+			/* The listening socket is still open: the same ADDR. */
+			r->stage = "postcopy";
+			ret = vmigctl_guest_postcopy_dest(r->guest, &cfg, lfd);
+			r->postcopy_failed = ret != 0;
+		}
 	}
-	if (ret && vmig_session_get_error(s, &r->e))
+	if (ret && !r->postcopy_failed && vmig_session_get_error(s, &r->e))
 		r->have_error = true;
 	if (!ret)
 		r->stage = NULL;
@@ -629,6 +689,10 @@ result:
 		}
 		if (r->resume_problem)
 			vmigctl_error("%s", r->resume_problem);
+		else if (r->postcopy_failed)
+			vmigctl_error("%s", o->send ?
+				      "the devices' state is on the destination; postcopy did not finish" :
+				      "the devices loaded and are RUNNING; the guest RAM is incomplete");
 		else if (r->connected)
 			vmigctl_error("%s", o->send ?
 				      "the source devices are RUNNING again" :
@@ -638,9 +702,12 @@ result:
 				      vmigctl_guest_failure_note(r->guest));
 		printf("  result:         FAILED\n");
 	} else {
-		printf("  result:         %s\n", o->send ?
+		printf("  result:         %s%s\n", o->send ?
 		       "migrated; source devices stopped" :
-		       "loaded; destination devices RUNNING");
+		       "loaded; destination devices RUNNING",
+		       r->guest && o->postcopy ?
+		       (o->send ? "; guest RAM sent by postcopy" :
+			"; guest RAM complete after postcopy") : "");
 	}
 }
 
@@ -731,7 +798,7 @@ static int migrate_net_run(int argc, char **argv)
 		OPT_CONNECT = 256, OPT_LISTEN, OPT_SECRET_FILE, OPT_SECRET,
 		OPT_SESSION, OPT_CHANNELS, OPT_COMPRESS, OPT_NO_PRECOPY,
 		OPT_PRECOPY_MAX_MS, OPT_CHUNK, OPT_MEM, OPT_TIMEOUT, OPT_JSON,
-		OPT_GUEST,
+		OPT_GUEST, OPT_POSTCOPY, OPT_RAM_BANDWIDTH, OPT_DOWNTIME,
 	};
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, OPT_CONNECT },
@@ -749,6 +816,9 @@ static int migrate_net_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "guest", required_argument, NULL, OPT_GUEST },
+		{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
+		{ "ram-bandwidth", required_argument, NULL, OPT_RAM_BANDWIDTH },
+		{ "downtime", required_argument, NULL, OPT_DOWNTIME },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -854,6 +924,22 @@ static int migrate_net_run(int argc, char **argv)
 						&o.guest_rate))
 				return VMIGCTL_EXIT_USAGE;
 			break;
+		case OPT_POSTCOPY:
+			o.postcopy = true;
+			break;
+		case OPT_RAM_BANDWIDTH:
+			if (parse_bandwidth(optarg, &o.ram_bandwidth))
+				return VMIGCTL_EXIT_USAGE;
+			break;
+		case OPT_DOWNTIME:
+			if (parse_uint("--downtime", optarg, 3600000,
+				       &o.downtime_ms))
+				return VMIGCTL_EXIT_USAGE;
+			if (!o.downtime_ms) {
+				vmigctl_error("--downtime: at least 1 ms");
+				return VMIGCTL_EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return VMIGCTL_EXIT_OK;
@@ -870,6 +956,14 @@ static int migrate_net_run(int argc, char **argv)
 	}
 	if (!o.send && (o.zstd_level || !o.precopy || o.chunk_size)) {
 		vmigctl_error("--compress, --no-precopy and --chunk-size are the source's (send) options");
+		return VMIGCTL_EXIT_USAGE;
+	}
+	if (!o.send && (o.ram_bandwidth || o.downtime_ms)) {
+		vmigctl_error("--ram-bandwidth and --downtime are the source's (send) options");
+		return VMIGCTL_EXIT_USAGE;
+	}
+	if (!o.guest_size && (o.postcopy || o.ram_bandwidth || o.downtime_ms)) {
+		vmigctl_error("--postcopy, --ram-bandwidth and --downtime need --guest");
 		return VMIGCTL_EXIT_USAGE;
 	}
 	if (!have_secret) {

@@ -145,6 +145,13 @@ int vmigctl_guest_new(bool source, uint64_t size, uint64_t rate,
 /* Source: the switchover callback (pauses the vCPUs) into cfg. */
 void vmigctl_guest_config(struct vmigctl_guest *g,
 			  struct vmig_session_config *cfg);
+/*
+ * The RAM's session options: postcopy (both sides), and on the source the
+ * precopy's bandwidth limit (bytes/s, 0: none) and the downtime limit (ns,
+ * 0: libvmig's default).  Before vmigctl_guest_add().
+ */
+void vmigctl_guest_set_options(struct vmigctl_guest *g, bool postcopy,
+			       uint64_t max_bandwidth, uint64_t downtime_ns);
 /* vmig_session_add_ram(), before connect or accept.  Negative errno. */
 int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s);
 /*
@@ -155,6 +162,20 @@ int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s);
  */
 void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 		       int ret);
+/*
+ * --postcopy, after the session succeeded.  Source: the postcopy source to
+ * addr (retried on a broken connection).  Destination: the postcopy
+ * destination on listen_fd (accepting again after a break), then the
+ * checksum.  cfg: the session's (id, secret, timeout).  0 or a negative
+ * errno, with a message.
+ */
+struct sockaddr;
+int vmigctl_guest_postcopy_src(struct vmigctl_guest *g,
+			       const struct vmig_session_config *cfg,
+			       const struct sockaddr *addr, int addrlen);
+int vmigctl_guest_postcopy_dest(struct vmigctl_guest *g,
+				const struct vmig_session_config *cfg,
+				int listen_fd);
 /* The guest's lines of the human output, and its JSON object. */
 void vmigctl_guest_print(const struct vmigctl_guest *g, FILE *f);
 void vmigctl_guest_print_json(const struct vmigctl_guest *g, FILE *f);
