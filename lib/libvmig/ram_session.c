@@ -220,7 +220,12 @@ int ram_sess_src_start(struct ram_sess *r, const int *fds, unsigned int n,
 	vmig_converge_config_init(&cc);
 	cc.downtime_ns = r->cfg.downtime_ns ? r->cfg.downtime_ns :
 			 DEFAULT_DOWNTIME_NS;
-	cc.bandwidth = r->cfg.bandwidth;
+	/*
+	 * A limited precopy sends with pauses that would restart every
+	 * measuring window: the limit is the bandwidth it can count on.
+	 */
+	cc.bandwidth = r->cfg.bandwidth ? r->cfg.bandwidth :
+		       r->cfg.precopy.max_bandwidth;
 	cc.nr_devices = ndev;
 	cc.stop_copy_size = ndev ? conv_size : NULL;
 	cc.not_converging = conv_stuck;
@@ -237,6 +242,16 @@ int ram_sess_src_start(struct ram_sess *r, const int *fds, unsigned int n,
 	ret = -pthread_create(&r->thread, NULL, src_thread, r);
 	r->started = !ret;
 	return ret;
+}
+
+bool ram_sess_postcopy(const struct ram_sess *r)
+{
+	return r->cfg.postcopy;
+}
+
+void ram_sess_set_postcopy(struct ram_sess *r, bool postcopy)
+{
+	r->cfg.postcopy = postcopy;
 }
 
 int ram_sess_ready(struct ram_sess *r)
@@ -371,6 +386,7 @@ void ram_sess_get_stats(struct ram_sess *r, struct vmig_session_ram_stats *st)
 	st->verdict = r->verdict;
 	st->info = r->info;
 	pthread_mutex_unlock(&r->lock);
+	st->postcopy = r->cfg.postcopy;
 }
 
 void ram_sess_free(struct ram_sess *r)

@@ -113,6 +113,9 @@ int ram_sess_src_start(struct ram_sess *r, const int *fds, unsigned int n,
  */
 int ram_sess_ready(struct ram_sess *r);
 int ram_sess_set_downtime(struct ram_sess *r, uint64_t ns);
+/* Postcopy follows the session: the source's choice, told by CONFIG. */
+bool ram_sess_postcopy(const struct ram_sess *r);
+void ram_sess_set_postcopy(struct ram_sess *r, bool postcopy);
 /* The vCPUs are stopped: RAM's last pass, in its thread. */
 void ram_sess_switchover(struct ram_sess *r);
 /* Destination: apply what the RAM channels carry. */

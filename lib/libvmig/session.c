@@ -84,7 +84,8 @@ enum msg_type {
 #define CONFIG_F_ZSTD		(1U << 0)
 #define CONFIG_F_PRECOPY	(1U << 1)
 #define CONFIG_F_RAM		(1U << 2)	/* a RAM trailer follows */
-#define CONFIG_RAM_LEN		16	/* pages (8), channels (4), 0 (4) */
+#define CONFIG_RAM_LEN		16	/* pages (8), channels (4), flags (4) */
+#define CONFIG_RAM_POSTCOPY	(1U << 0)	/* postcopy follows */
 #define CONFIG_HDR_LEN		16
 #define CONFIG_DEV_LEN		(4 + VMIG_DEVICE_NAME_MAX)
 
@@ -689,6 +690,8 @@ static int send_config(struct vmig_session *s)
 
 		put64(p, ram_sess_pages(s->ram));
 		put32(p + 8, ram_sess_channels(s->ram));
+		put32(p + 12, ram_sess_postcopy(s->ram) ?
+			      CONFIG_RAM_POSTCOPY : 0);
 	}
 	for (i = 0; i < s->ndev; i++) {
 		uint8_t *p = m + CONFIG_HDR_LEN + i * CONFIG_DEV_LEN;
@@ -870,7 +873,7 @@ static int check_config(struct vmig_session *s, const uint8_t *m,
 			return -EMEDIUMTYPE;
 		}
 		if (!get32(p + 8) || get32(p + 8) > VMIG_MAX_CHANNELS ||
-		    get32(p + 12)) {
+		    (get32(p + 12) & ~CONFIG_RAM_POSTCOPY)) {
 			snprintf(why, why_len, "CONFIG names %u RAM channels",
 				 get32(p + 8));
 			return -EPROTO;
@@ -879,6 +882,8 @@ static int check_config(struct vmig_session *s, const uint8_t *m,
 		if (!s->ram_fds)
 			return -ENOMEM;
 		s->ram_nchan = get32(p + 8);
+		ram_sess_set_postcopy(s->ram,
+				      get32(p + 12) & CONFIG_RAM_POSTCOPY);
 		for (i = 0; i < s->ram_nchan; i++)
 			s->ram_fds[i] = -1;
 	}

@@ -358,6 +358,7 @@ TEST_F(sram, ram_and_devices_in_one_session)
 	migrate(self);
 	expect_migrated(_metadata, self);
 	EXPECT_EQ(VMIG_CONVERGE_SWITCHOVER, self->srs.verdict);
+	EXPECT_FALSE(self->drs.postcopy);
 }
 
 static void raise_limit(void *opaque, const struct vmig_converge_info *info)
@@ -436,6 +437,9 @@ TEST_F_TIMEOUT(sram, stuck_then_postcopy, 90)
 	ASSERT_EQ(0, self->src_ret) TH_LOG("source: %s", self->serr.msg);
 	EXPECT_EQ(VMIG_CONVERGE_STUCK, self->srs.verdict);
 	EXPECT_EQ(0, self->srs.final_pages);
+	/* CONFIG told the destination that postcopy follows. */
+	EXPECT_TRUE(self->srs.postcopy);
+	EXPECT_TRUE(self->drs.postcopy);
 	for (i = 0; i < NDEV; i++) {
 		ASSERT_EQ(self->src[i].size, self->dst[i].loaded_size);
 		EXPECT_EQ(0, memcmp(self->src[i].data, self->dst[i].loaded,

@@ -780,7 +780,8 @@ struct vmig_session_ram {
 	uint64_t mem_limit;		/* source: send queue (default 8 MiB) */
 	struct vmig_ram_precopy_config precopy;	/* zeros: the defaults */
 	uint64_t downtime_ns;		/* default 300 ms */
-	uint64_t bandwidth;		/* bytes/s; 0: measured */
+	uint64_t bandwidth;		/* bytes/s; 0: precopy.max_bandwidth,
+					 * or measured without a limit */
 	void (*not_converging)(void *opaque,
 			       const struct vmig_converge_info *info);
 	void *opaque;
@@ -810,6 +811,9 @@ struct vmig_session_ram_stats {
 	uint64_t final_pages;		/* source: sent after the switchover */
 	uint64_t final_ns;		/* source: RAM's last pass */
 	int verdict;			/* source: the model's last verdict */
+	bool postcopy;			/* postcopy follows (the source's
+					 * choice; the destination learns it
+					 * from CONFIG) */
 	struct vmig_converge_info info;	/* source: the figures of its last
 					 * verdict (before the switchover) */
 };
