@@ -362,6 +362,11 @@ static void checksum(struct vmigctl_guest *g)
 	g->have_sum = true;
 }
 
+bool vmigctl_guest_postcopy(const struct vmigctl_guest *g)
+{
+	return g->postcopy;
+}
+
 void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 		       int ret)
 {
@@ -369,7 +374,12 @@ void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 		vmig_session_get_ram_stats(s, &g->st);
 	g->failed = ret != 0;
 	if (!g->source) {
-		/* With postcopy, the RAM is all in only after it. */
+		/*
+		 * The source's choice, from the session's CONFIG: with
+		 * postcopy, the RAM is all in only after it.
+		 */
+		if (!ret)
+			g->postcopy = g->st.postcopy;
 		if (!ret && !g->postcopy)
 			checksum(g);
 		return;
@@ -465,7 +475,7 @@ int vmigctl_guest_postcopy_dest(struct vmigctl_guest *g,
 		 * waiting longer would not bring one.
 		 */
 		if (ret == -ETIMEDOUT && !connected) {
-			vmigctl_error("--postcopy: no postcopy connection from the source (does send have --postcopy too?)");
+			vmigctl_error("--postcopy: no postcopy connection from the source");
 			break;
 		}
 		vmigctl_error("--postcopy: connection %u ended: %s; accepting again (paused)",

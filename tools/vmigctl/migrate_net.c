@@ -142,8 +142,10 @@ static void usage(FILE *f)
 		"                        (and resumed if the migration fails).\n"
 		"                        recv: --guest SIZE, the same SIZE.  Both\n"
 		"                        sides print the SHA-256 of the guest RAM.\n"
-		"  --postcopy            with --guest, both sides: the RAM may switch\n"
-		"                        over to postcopy (also on a STUCK verdict):\n"
+		"  --postcopy            send, with --guest: the RAM may switch\n"
+		"                        over to postcopy (also on a STUCK verdict;\n"
+		"                        recv follows the source, the option is\n"
+		"                        accepted there and changes nothing):\n"
 		"                        after the session, the source serves the\n"
 		"                        rest of the RAM to the same ADDR (retried\n"
 		"                        %d times, %d s apart, on a broken\n"
@@ -584,7 +586,7 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			else
 				r->resumed = true;
 		}
-		if (!ret && r->guest && o->postcopy) {
+		if (!ret && r->guest && vmigctl_guest_postcopy(r->guest)) {
 			/* The listening socket is still open: the same ADDR. */
 			r->stage = "postcopy";
 			ret = vmigctl_guest_postcopy_dest(r->guest, &cfg, lfd);

@@ -160,6 +160,11 @@ int vmigctl_guest_add(struct vmigctl_guest *g, struct vmig_session *s);
  * source stops tracking first); on the source's failure, resume the vCPUs
  * if the switchover had paused them.
  */
+/*
+ * Whether postcopy follows the session: send, --postcopy; recv, after
+ * vmigctl_guest_end(), what the source chose (the session's CONFIG).
+ */
+bool vmigctl_guest_postcopy(const struct vmigctl_guest *g);
 void vmigctl_guest_end(struct vmigctl_guest *g, struct vmig_session *s,
 		       int ret);
 /*
