@@ -54,13 +54,19 @@ static bool test_and_set(uint64_t *map, uint64_t bit)
 
 bool ram_push_locked(struct vmig_ram *ram, uint64_t gpage)
 {
+	uint64_t tail;
+
 	/*
 	 * Pending already: in the queue, or ahead of a full re-sync's sweep,
 	 * which clears the bits it passes.
 	 */
 	if (gpage >= ram->total_pages || test_and_set(ram->pending, gpage))
 		return false;
-	ram->queue[(ram->q_head + ram->q_len) % ram->total_pages] = gpage;
+	/* q_head < total and q_len < total here: one subtraction wraps. */
+	tail = ram->q_head + ram->q_len;
+	if (tail >= ram->total_pages)
+		tail -= ram->total_pages;
+	ram->queue[tail] = gpage;
 	ram->q_len++;
 	ram->stats.dirtied++;
 	return true;
@@ -410,7 +416,8 @@ VMIG_EXPORT int vmig_ram_pop_dirty(struct vmig_ram *ram,
 	}
 	while (n < max && ram->q_len) {
 		g = ram->queue[ram->q_head];
-		ram->q_head = (ram->q_head + 1) % ram->total_pages;
+		if (++ram->q_head == ram->total_pages)
+			ram->q_head = 0;
 		ram->q_len--;
 		ram->pending[g / 64] &= ~(1ULL << (g % 64));
 		to_page(ram, g, &pages[n++]);
