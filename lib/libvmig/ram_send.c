@@ -98,6 +98,7 @@ struct vmig_ram_precopy {
 	struct vmig_ram_precopy_stats st;
 	bool done;			/* complete() ran */
 	atomic_bool interrupt;		/* ram_precopy_interrupt() */
+	struct vmig_converge_info info;	/* of run()'s last check */
 };
 
 bool ram_page_is_zero(const void *page)
@@ -376,7 +377,7 @@ VMIG_EXPORT int vmig_ram_precopy_run(struct vmig_ram_precopy *p,
 			last_check = now;
 			ret = vmig_converge_check(c,
 				vmig_ram_precopy_pending(p) * RAM_PAGE_SIZE,
-				now, NULL);
+				now, &p->info);
 			if (ret == VMIG_CONVERGE_SWITCHOVER) {
 				/*
 				 * The dirty set holds what the last sync
@@ -389,7 +390,7 @@ VMIG_EXPORT int vmig_ram_precopy_run(struct vmig_ram_precopy *p,
 					return ret;
 				ret = vmig_converge_check(c,
 					vmig_ram_precopy_pending(p) *
-					RAM_PAGE_SIZE, now, NULL);
+					RAM_PAGE_SIZE, now, &p->info);
 			}
 			if (ret)
 				return ret;
@@ -398,6 +399,12 @@ VMIG_EXPORT int vmig_ram_precopy_run(struct vmig_ram_precopy *p,
 				sleep_ms(p->cfg.sync_ms);
 		}
 	}
+}
+
+const struct vmig_converge_info *
+ram_precopy_last_info(const struct vmig_ram_precopy *p)
+{
+	return &p->info;
 }
 
 void ram_precopy_interrupt(struct vmig_ram_precopy *p)

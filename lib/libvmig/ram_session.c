@@ -134,28 +134,23 @@ static void conv_stuck(void *opaque, const struct vmig_converge_info *info)
 
 static void *src_thread(void *arg)
 {
-	struct vmig_converge_info info;
 	struct ram_sess *r = arg;
 	bool sw, changed;
 	int v;
 
 	for (;;) {
 		v = vmig_ram_precopy_run(r->pc, r->conv);
-		/*
-		 * The figures of this verdict (the cache's sizes, mostly), for
-		 * the stats: the last before the switchover is what it was
-		 * decided on, with the devices still in precopy.
-		 */
-		if (v >= 0)
-			vmig_converge_check(r->conv,
-					    vmig_ram_precopy_pending(r->pc) *
-					    RAM_PAGE_SIZE, 0, &info);
 		pthread_mutex_lock(&r->lock);
 		changed = v >= 0 && v != r->verdict;
 		if (v >= 0) {
 			r->verdict = v;
 			r->verdict_ns = ram_now_ns();
-			r->info = info;
+			/*
+			 * For the stats: the last before the switchover is
+			 * what it was decided on, the devices still in
+			 * precopy.
+			 */
+			r->info = *ram_precopy_last_info(r->pc);
 		}
 		/*
 		 * A verdict: the next one a check period later at the

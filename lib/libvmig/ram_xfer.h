@@ -87,6 +87,12 @@ void ram_net_abort(struct vmig_ram_net *n);
 
 /* Make a running vmig_ram_precopy_run() return -EINTR (any thread). */
 void ram_precopy_interrupt(struct vmig_ram_precopy *p);
+/*
+ * The figures of the last check vmig_ram_precopy_run() made, the one
+ * behind the verdict it returned (read in the thread that ran it).
+ */
+const struct vmig_converge_info *
+ram_precopy_last_info(const struct vmig_ram_precopy *p);
 
 /*
  * Guest RAM inside a device-state session (ram_session.c), driven by
