@@ -1605,6 +1605,24 @@ static uint64_t txq_mem(const struct vmig_session *s)
 	return want < s->cfg.mem_limit ? want : s->cfg.mem_limit;
 }
 
+/* One thread per data channel: the senders, or the receivers. */
+static int start_chans(struct vmig_session *s, void *(*fn)(void *))
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < s->nchan; i++) {
+		ret = -pthread_create(&s->chans[i].thread, NULL, fn,
+				      &s->chans[i]);
+		if (ret) {
+			fail(s, ret, -1, -1, "cannot start threads");
+			return ret;
+		}
+		s->chans[i].started = true;
+	}
+	return 0;
+}
+
 /* For the convergence model: what device i would send in STOP_COPY. */
 static int dev_stop_copy_size(void *opaque, unsigned int i, uint64_t *bytes)
 {
@@ -1664,15 +1682,9 @@ static int source_start(struct vmig_session *s)
 			d->init_sent = true;
 		}
 	}
-	for (i = 0; i < s->nchan; i++) {
-		ret = -pthread_create(&s->chans[i].thread, NULL, sender,
-				      &s->chans[i]);
-		if (ret) {
-			fail(s, ret, -1, -1, "cannot start threads");
-			return ret;
-		}
-		s->chans[i].started = true;
-	}
+	ret = start_chans(s, sender);
+	if (ret)
+		return ret;
 	for (i = 0; i < s->ndev; i++) {
 		ret = -pthread_create(&s->devs[i].reader, NULL, reader,
 				      &s->devs[i]);
@@ -1935,15 +1947,9 @@ static int dest_start(struct vmig_session *s)
 		fail(s, ret, -1, -1, "reassembly: %s", strerror(-ret));
 		goto out;
 	}
-	for (i = 0; i < s->nchan; i++) {
-		ret = -pthread_create(&s->chans[i].thread, NULL, receiver,
-				      &s->chans[i]);
-		if (ret) {
-			fail(s, ret, -1, -1, "cannot start threads");
-			goto out;
-		}
-		s->chans[i].started = true;
-	}
+	ret = start_chans(s, receiver);
+	if (ret)
+		goto out;
 	if (s->ram) {
 		ret = ram_sess_dst_start(s->ram, s->ram_fds, s->ram_nchan,
 					 notify_wake, s);
