@@ -449,6 +449,23 @@ static void collect(struct vmig_session *s, struct mn_opts *o,
 		vmig_session_get_device_stats(s, i, &o->devs[i].st);
 }
 
+/*
+ * The session ran (ret): its figures, the guest's end, and on success the
+ * devices' checksums while they are stopped (the source's: the state that
+ * was sent; the destination's: loaded, not started yet).
+ */
+static void session_over(struct vmig_session *s, struct mn_opts *o,
+			 struct mn_result *r, int ret)
+{
+	unsigned int i;
+
+	collect(s, o, r);
+	if (r->guest)
+		vmigctl_guest_end(r->guest, s, ret);
+	for (i = 0; !ret && i < o->ndev; i++)
+		read_checksum(o->devs[i].uuid, o->devs[i].sum);
+}
+
 static int migrate(struct mn_opts *o, struct mn_result *r)
 {
 	struct vmig_session_config cfg;
@@ -533,14 +550,7 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			r->stage = "migrating";
 			ret = vmig_session_run_source(s);
 		}
-		collect(s, o, r);
-		if (r->guest)
-			vmigctl_guest_end(r->guest, s, ret);
-		if (!ret) {
-			/* The devices are stopped: the state that was sent. */
-			for (i = 0; i < o->ndev; i++)
-				read_checksum(o->devs[i].uuid, o->devs[i].sum);
-		}
+		session_over(s, o, r, ret);
 		if (!ret && r->guest && o->postcopy) {
 			r->stage = "postcopy";
 			ret = vmigctl_guest_postcopy_src(r->guest, &cfg,
@@ -572,13 +582,8 @@ static int migrate(struct mn_opts *o, struct mn_result *r)
 			r->stage = "migrating";
 			ret = vmig_session_run_destination(s);
 		}
-		collect(s, o, r);
-		if (r->guest)
-			vmigctl_guest_end(r->guest, s, ret);
+		session_over(s, o, r, ret);
 		if (!ret) {
-			/* Loaded, still stopped. */
-			for (i = 0; i < o->ndev; i++)
-				read_checksum(o->devs[i].uuid, o->devs[i].sum);
 			r->stage = "starting the devices";
 			ret = vmig_session_resume(s);
 			if (ret)
