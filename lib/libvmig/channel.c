@@ -457,3 +457,63 @@ ssize_t vmig_uio_recv(struct vmig_uio *io, int fd, void *buf, size_t len)
 	}
 	return done;
 }
+
+/* Skip done bytes of the vector: the first entry left, *cnt updated. */
+static struct iovec *iov_advance(struct iovec *iov, unsigned int *cnt,
+				 size_t done)
+{
+	while (*cnt && done >= iov->iov_len) {
+		done -= iov->iov_len;
+		iov++;
+		(*cnt)--;
+	}
+	if (*cnt) {
+		iov->iov_base = (uint8_t *)iov->iov_base + done;
+		iov->iov_len -= done;
+	}
+	return iov;
+}
+
+static ssize_t uio_msg(struct vmig_uio *io, int fd, struct iovec *iov,
+		       unsigned int cnt, bool send)
+{
+	struct msghdr mh = { 0 };
+	size_t done = 0;
+	int ret;
+
+	while (cnt) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+
+		if (!sqe)
+			return -EBUSY;
+		mh.msg_iov = iov;
+		mh.msg_iovlen = cnt;
+		if (send)
+			io_uring_prep_sendmsg(sqe, fd, &mh,
+					      MSG_NOSIGNAL | MSG_WAITALL);
+		else
+			io_uring_prep_recvmsg(sqe, fd, &mh, MSG_WAITALL);
+		ret = uio_run(io);
+		if (ret == -EINTR || ret == -EAGAIN)
+			continue;
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			return send ? -EPIPE : done ? -ECONNRESET : 0;
+		done += ret;
+		iov = iov_advance(iov, &cnt, ret);
+	}
+	return done;
+}
+
+ssize_t vmig_uio_sendv(struct vmig_uio *io, int fd, struct iovec *iov,
+		       unsigned int cnt)
+{
+	return uio_msg(io, fd, iov, cnt, true);
+}
+
+ssize_t vmig_uio_recvv(struct vmig_uio *io, int fd, struct iovec *iov,
+		       unsigned int cnt)
+{
+	return uio_msg(io, fd, iov, cnt, false);
+}

@@ -126,6 +126,7 @@ int vmig_txq_get(struct vmig_txq *q, struct vmig_txbuf **out)
 	}
 	b->next = NULL;
 	b->len = 0;
+	b->npages = 0;
 	*out = b;
 	return 0;
 }

@@ -8,10 +8,15 @@
  * ends its channel with an END packet, and channel 0 then waits for the
  * destination's acknowledgment (magic, status).
  *
- * Destination: one receiver thread per channel reads packets and applies
- * them (vmig_ram_dest_feed()); when every channel has ended, channel 0
- * carries the acknowledgment.  Packets of one page from two channels are
- * ordered by their seq (see ram_recv.c).
+ * Destination: one receiver thread per channel reads packets into guest
+ * RAM (ram_dest_recv()); when every channel has ended, channel 0 carries
+ * the acknowledgment.  Packets of one page from two channels are ordered
+ * by their seq (see ram_recv.c).
+ *
+ * Once the source's RAM no longer changes, its packets are sent from
+ * guest memory in place (ram_net_submit_pages()): the sender thread takes
+ * the CRC, then its sendmsg() gathers the header and entries from the
+ * queue's buffer and the data from the pages.
  *
  * The channels use the handshake of the device-state transport (same
  * session id and secret), with kind RAM; they run beside a struct
@@ -65,6 +70,44 @@ static int send_end(struct vmig_uio *io, int fd)
 	return ret < 0 ? (int)ret : 0;
 }
 
+/*
+ * A packet sent in place keeps its pages' addresses in its buffer, after
+ * room for the largest header and entries.
+ */
+#define PAGES_OFF	(RAM_PKT_HDR_LEN + RAM_MAX_BATCH * 8)
+_Static_assert((offsetof(struct vmig_txbuf, data) + PAGES_OFF) %
+	       _Alignof(void *) == 0, "page addresses must be aligned");
+
+/* Send b: its bytes, then the pages it points to (adjacent ones merged). */
+static ssize_t send_buf(struct vmig_uio *io, int fd, struct vmig_txbuf *b)
+{
+	struct iovec iov[RAM_MAX_BATCH + 1];
+	const uint8_t *pg, *const *pages;
+	unsigned int i, cnt = 1;
+	uint32_t crc;
+
+	if (!b->npages)
+		return vmig_uio_send(io, fd, b->data, b->len);
+	pages = (const uint8_t *const *)(b->data + PAGES_OFF);
+	/* The CRC brings the pages into this core's cache for the send. */
+	crc = vmig_crc32c(0, b->data, b->len);
+	crc = ram_crc_pages(crc, (const void *const *)pages, b->npages);
+	put32(b->data + 28, crc);
+	iov[0].iov_base = b->data;
+	iov[0].iov_len = b->len;
+	for (i = 0; i < b->npages; i++) {
+		pg = pages[i];
+		if (cnt > 1 && (const uint8_t *)iov[cnt - 1].iov_base +
+			       iov[cnt - 1].iov_len == pg) {
+			iov[cnt - 1].iov_len += RAM_PAGE_SIZE;
+			continue;
+		}
+		iov[cnt].iov_base = (void *)pg;
+		iov[cnt++].iov_len = RAM_PAGE_SIZE;
+	}
+	return vmig_uio_sendv(io, fd, iov, cnt);
+}
+
 static void *sender(void *arg)
 {
 	struct net_chan *c = arg;
@@ -79,7 +122,7 @@ static void *sender(void *arg)
 		return NULL;
 	}
 	while ((b = vmig_txq_pop(n->q))) {
-		ret = vmig_uio_send(&io, c->fd, b->data, b->len);
+		ret = send_buf(&io, c->fd, b);
 		vmig_txq_put(n->q, b);
 		if (ret < 0) {
 			c->err = ret;
@@ -283,6 +326,29 @@ static int net_submit(void *opaque, void *buf, size_t len)
 	return n->err;
 }
 
+int ram_net_submit_pages(void *opaque, void *buf,
+			 const struct ram_pkt_hdr *h,
+			 const void *const *pages, unsigned int npages)
+{
+	struct vmig_ram_net *n = opaque;
+	struct vmig_txbuf *b = (struct vmig_txbuf *)((uint8_t *)buf -
+				offsetof(struct vmig_txbuf, data));
+
+	if (h->nr > RAM_MAX_BATCH || npages > h->nr) {
+		vmig_txq_put(n->q, b);
+		return -EMSGSIZE;
+	}
+	ram_pkt_put_hdr(h, buf);
+	memcpy(b->data + PAGES_OFF, pages, npages * sizeof(*pages));
+	b->len = RAM_PKT_HDR_LEN + (size_t)h->nr * 8;
+	b->npages = npages;
+	/* Only zero pages: a packet like any other, sealed here. */
+	if (!npages)
+		put32(b->data + 28, vmig_crc32c(0, b->data, b->len));
+	vmig_txq_push(n->q, b);
+	return n->err;
+}
+
 static int net_finish(void *opaque)
 {
 	struct vmig_ram_net *n = opaque;
@@ -313,6 +379,11 @@ static const struct vmig_ram_sink_ops net_ops = {
 	.finish = net_finish,
 };
 
+bool ram_sink_in_place(const struct vmig_ram_sink *sink)
+{
+	return sink->ops == &net_ops;
+}
+
 VMIG_EXPORT void vmig_ram_net_sink(struct vmig_ram_net *n,
 				   struct vmig_ram_sink *sink)
 {
@@ -342,7 +413,6 @@ static void *receiver(void *arg)
 	struct recv_chan *rc = arg;
 	struct serve *sv = rc->sv;
 	int fd = sv->fds[rc->idx];
-	struct ram_pkt_hdr h;
 	struct vmig_uio io;
 	const char *why;
 	unsigned int i;
@@ -361,34 +431,15 @@ static void *receiver(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		ret = vmig_uio_recv(&io, fd, buf, RAM_PKT_HDR_LEN);
-		if (ret != RAM_PKT_HDR_LEN) {
-			rc->err = ret < 0 ? (int)ret : -ECONNRESET;
-			vmig_err("ram channel %u: ended before its END: %d",
-				 rc->idx, rc->err);
+		ret = ram_dest_recv(sv->d, &io, fd, buf, &why);
+		if (ret == 1)
 			break;
-		}
-		ret = ram_pkt_decode(buf, &h, &why);
-		if (ret) {
+		if (ret < 0) {
 			rc->err = ret;
-			vmig_err("ram channel %u: %s", rc->idx, why);
+			vmig_err("ram channel %u: %s: %d", rc->idx, why,
+				 rc->err);
 			break;
 		}
-		if (h.len) {
-			ret = vmig_uio_recv(&io, fd, buf + RAM_PKT_HDR_LEN,
-					    h.len);
-			if (ret != h.len) {
-				rc->err = ret < 0 ? (int)ret : -ECONNRESET;
-				break;
-			}
-		}
-		ret = vmig_ram_dest_feed(sv->d, buf, RAM_PKT_HDR_LEN + h.len);
-		if (ret) {
-			rc->err = ret;
-			break;
-		}
-		if (h.flags & RAM_PKT_F_END)
-			break;
 	}
 	if (rc->err) {
 		/* Unblock the others: the migration has failed. */

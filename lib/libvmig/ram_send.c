@@ -12,9 +12,13 @@
  * sends a copy at least as new.  Nothing scans a bitmap: the pass is a
  * cursor, the dirty set a queue.
  *
- * Each page is copied into the packet when the packet is built (so the CRC
- * covers what is sent); a page written after that is in the dirty set
- * again.  An all-zero page is sent as a marker without data.
+ * While the guest runs, each page is copied into the packet when the
+ * packet is built (so the CRC covers what is sent); a page written after
+ * that is in the dirty set again.  Once the RAM no longer changes
+ * (vmig_ram_precopy_stop(), or complete()), the network sink, which can
+ * send pages in place, gets their addresses instead: its sender takes the
+ * CRC of each page where it is and sends it from there, one copy fewer.
+ * An all-zero page is sent as a marker without data.
  */
 #include <endian.h>
 #include <errno.h>
@@ -32,10 +36,9 @@
 
 
 
-void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf)
+void ram_pkt_put_hdr(const struct ram_pkt_hdr *h, void *buf)
 {
 	uint8_t *b = buf;
-	uint32_t crc;
 
 	put32(b, RAM_PKT_MAGIC);
 	put32(b + 4, h->nr);
@@ -44,9 +47,31 @@ void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf)
 	put32(b + 20, h->len);
 	put32(b + 24, 0);
 	put32(b + 28, 0);
-	crc = vmig_crc32c(0, b, RAM_PKT_HDR_LEN + (size_t)h->len);
-	h->crc = crc;
-	put32(b + 28, crc);
+}
+
+void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf)
+{
+	uint8_t *b = buf;
+
+	ram_pkt_put_hdr(h, buf);
+	h->crc = vmig_crc32c(0, b, RAM_PKT_HDR_LEN + (size_t)h->len);
+	put32(b + 28, h->crc);
+}
+
+uint32_t ram_crc_pages(uint32_t crc, const void *const *pages,
+		       unsigned int npages)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < npages; i = j) {
+		for (j = i + 1; j < npages &&
+		     pages[j] == (const uint8_t *)pages[j - 1] + RAM_PAGE_SIZE;
+		     j++)
+			;
+		crc = vmig_crc32c(crc, pages[i],
+				  (size_t)(j - i) * RAM_PAGE_SIZE);
+	}
+	return crc;
 }
 
 int ram_pkt_decode(const void *buf, struct ram_pkt_hdr *h, const char **why)
@@ -93,10 +118,12 @@ struct vmig_ram_precopy {
 	uint64_t last_sync_ns;
 	uint64_t rl_start_ns, rl_bytes;	/* rate limit window */
 	uint64_t *batch;		/* global page numbers */
+	const void **pages;		/* in place: the data of a packet */
 	struct vmig_page *popped;
 	pthread_mutex_t lock;		/* stats */
 	struct vmig_ram_precopy_stats st;
 	bool done;			/* complete() ran */
+	bool stopped;			/* RAM does not change: in place */
 	atomic_bool interrupt;		/* ram_precopy_interrupt() */
 	struct vmig_converge_info info;	/* of run()'s last check */
 };
@@ -171,9 +198,11 @@ VMIG_EXPORT int vmig_ram_precopy_new(struct vmig_ram *ram,
 		p->cfg.check_ms = 20;
 	p->batch = calloc(p->cfg.batch_pages, sizeof(*p->batch));
 	p->popped = calloc(p->cfg.batch_pages, sizeof(*p->popped));
-	if (!p->batch || !p->popped) {
+	p->pages = calloc(p->cfg.batch_pages, sizeof(*p->pages));
+	if (!p->batch || !p->popped || !p->pages) {
 		free(p->batch);
 		free(p->popped);
+		free(p->pages);
 		free(p);
 		return -ENOMEM;
 	}
@@ -189,6 +218,7 @@ VMIG_EXPORT void vmig_ram_precopy_free(struct vmig_ram_precopy *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p->batch);
 	free(p->popped);
+	free(p->pages);
 	free(p);
 }
 
@@ -268,8 +298,10 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 {
 	uint64_t bg = 0, dirty = 0, skipped = 0, zero = 0;
 	struct ram_pkt_hdr h = { 0 };
-	unsigned int n, i, region = 0;
+	unsigned int n, i, region = 0, np = 0;
 	uint8_t *buf, *ent, *data;
+	bool in_place;
+	size_t size;
 	void *vbuf;
 	int ret;
 
@@ -286,9 +318,11 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
-	ret = p->sink.ops->get_buf(p->sink.opaque,
-				   RAM_PKT_HDR_LEN + n * (8 + RAM_PAGE_SIZE),
-				   &vbuf);
+	in_place = p->stopped && ram_sink_in_place(&p->sink);
+	size = RAM_PKT_HDR_LEN + (size_t)n * 8;
+	if (!in_place)
+		size += (size_t)n * RAM_PAGE_SIZE;
+	ret = p->sink.ops->get_buf(p->sink.opaque, size, &vbuf);
 	if (ret)
 		return ret;
 	buf = vbuf;
@@ -301,6 +335,8 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 		if (ram_page_is_zero(src)) {
 			e |= RAM_ENT_ZERO;
 			zero++;
+		} else if (in_place) {
+			p->pages[np++] = src;
 		} else {
 			memcpy(data, src, RAM_PAGE_SIZE);
 			data += RAM_PAGE_SIZE;
@@ -309,10 +345,16 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 	}
 	h.nr = n;
 	h.seq = ++p->seq;
-	h.len = data - ent;
-	ram_pkt_seal(&h, buf);
-	ret = p->sink.ops->submit(p->sink.opaque, buf,
-				  RAM_PKT_HDR_LEN + h.len);
+	if (in_place) {
+		h.len = n * 8 + np * RAM_PAGE_SIZE;
+		ret = ram_net_submit_pages(p->sink.opaque, buf, &h, p->pages,
+					   np);
+	} else {
+		h.len = data - ent;
+		ram_pkt_seal(&h, buf);
+		ret = p->sink.ops->submit(p->sink.opaque, buf,
+					  RAM_PKT_HDR_LEN + h.len);
+	}
 	if (ret)
 		return ret;
 
@@ -321,6 +363,7 @@ VMIG_EXPORT int vmig_ram_precopy_step(struct vmig_ram_precopy *p)
 	p->st.bytes += RAM_PKT_HDR_LEN + h.len;
 	p->st.pages += n;
 	p->st.zero_pages += zero;
+	p->st.in_place_pages += np;
 	p->st.background_pages += bg;
 	p->st.dirty_pages += dirty;
 	p->st.skipped += skipped;
@@ -412,6 +455,14 @@ void ram_precopy_interrupt(struct vmig_ram_precopy *p)
 	atomic_store(&p->interrupt, true);
 }
 
+VMIG_EXPORT int vmig_ram_precopy_stop(struct vmig_ram_precopy *p)
+{
+	if (!p || p->done)
+		return -EINVAL;
+	p->stopped = true;
+	return 0;
+}
+
 VMIG_EXPORT int vmig_ram_precopy_complete(struct vmig_ram_precopy *p)
 {
 	uint64_t t0 = ram_now_ns(), pages = 0;
@@ -419,6 +470,7 @@ VMIG_EXPORT int vmig_ram_precopy_complete(struct vmig_ram_precopy *p)
 
 	if (!p || p->done)
 		return -EINVAL;
+	p->stopped = true;
 	ret = maybe_sync(p, true);
 	if (ret)
 		return ret;

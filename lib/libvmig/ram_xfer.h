@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "ram_int.h"
+#include "transport.h"
 
 #define RAM_PKT_MAGIC		0x50524d56U	/* bytes "VMRP" */
 #define RAM_PKT_HDR_LEN		32
@@ -53,6 +54,11 @@ struct ram_pkt_hdr {
 
 /* Encode h into buf, computing the CRC over the header and payload. */
 void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf);
+/* Encode h into buf with the CRC field 0. */
+void ram_pkt_put_hdr(const struct ram_pkt_hdr *h, void *buf);
+/* Continue crc over the npages pages at pages[] (adjacent ones at once). */
+uint32_t ram_crc_pages(uint32_t crc, const void *const *pages,
+		       unsigned int npages);
 /* Decode and check the header: 0 or -EPROTO / -EMSGSIZE, *why set. */
 int ram_pkt_decode(const void *buf, struct ram_pkt_hdr *h, const char **why);
 /*
@@ -82,6 +88,18 @@ bool ram_page_is_zero(const void *page);
 int ram_net_from_fds(const int *fds, unsigned int n, uint64_t mem_limit,
 		     struct vmig_ram_net **out);
 int ram_serve_fds(struct vmig_ram_dest *d, const int *fds, unsigned int n);
+/*
+ * Whether sink is vmig_ram_net_sink()'s, which can send page data in
+ * place: ram_net_submit_pages() queues the packet whose header (h, CRC
+ * not computed) and entries the caller built in buf, with the data of the
+ * npages pages at pages[].  The sender computes the CRC just before it
+ * sends, while it reads the pages anyway.  The pages must not change
+ * until the sink's finish() returns.
+ */
+bool ram_sink_in_place(const struct vmig_ram_sink *sink);
+int ram_net_submit_pages(void *opaque, void *buf,
+			 const struct ram_pkt_hdr *h,
+			 const void *const *pages, unsigned int npages);
 /* Make the sender fail: its queue's waiters return at once. */
 void ram_net_abort(struct vmig_ram_net *n);
 
@@ -135,16 +153,16 @@ void ram_sess_get_stats(struct ram_sess *r,
 
 /*
  * The destination's RAM (ram_recv.c); postcopy (postcopy_dst.c) takes
- * over from the stamps: a page is held when its stamp is not 0.
+ * over from the stamps: a page is held when its stamp is not 0.  A stamp
+ * with DEST_BUSY set is a page being written, by the thread that set it.
  */
-#define DEST_STRIPES	256
+#define DEST_BUSY	(1ULL << 63)
 
 struct vmig_ram_dest {
 	struct ram_region *regions;
 	unsigned int nr_regions;
 	uint64_t total_pages;
-	uint64_t *stamp;		/* seq of the copy placed, 0: none */
-	pthread_mutex_t stripes[DEST_STRIPES];
+	_Atomic uint64_t *stamp;	/* seq of the copy placed, 0: none */
 	pthread_mutex_t lock;		/* stats, and the sink's buffer */
 	struct vmig_ram_dest_stats st;
 	void *sink_buf;
@@ -153,5 +171,14 @@ struct vmig_ram_dest {
 /* The address of page g; *reg caches its region (start with 0). */
 void *ram_dest_page(struct vmig_ram_dest *d, uint64_t g, unsigned int *reg);
 uint64_t ram_dest_pages(const struct vmig_ram_dest *d);
+/*
+ * Receive one RAM packet from fd, placing its pages straight into guest
+ * RAM where no other copy of them is being placed (buf, RAM_MAX_PKT
+ * bytes, takes the rest).  Returns 1 for the channel's END, 0 for a
+ * packet placed, or a negative errno with *why set (-ECONNRESET when the
+ * channel ends before its END).
+ */
+int ram_dest_recv(struct vmig_ram_dest *d, struct vmig_uio *io, int fd,
+		  uint8_t *buf, const char **why);
 
 #endif /* VMIG_RAM_XFER_H */

@@ -217,6 +217,15 @@ void vmig_uio_exit(struct vmig_uio *io);
 ssize_t vmig_uio_send(struct vmig_uio *io, int fd, const void *buf,
 		      size_t len);
 ssize_t vmig_uio_recv(struct vmig_uio *io, int fd, void *buf, size_t len);
+/*
+ * The same over a vector of at most IOV_MAX entries (entries of length 0
+ * allowed).  iov is consumed: its entries are advanced past what was sent
+ * or received.
+ */
+ssize_t vmig_uio_sendv(struct vmig_uio *io, int fd, struct iovec *iov,
+		       unsigned int cnt);
+ssize_t vmig_uio_recvv(struct vmig_uio *io, int fd, struct iovec *iov,
+		       unsigned int cnt);
 
 /* Plain blocking helpers (setup, control channel). */
 int vmig_send_all(int fd, const void *buf, size_t len);
@@ -246,6 +255,12 @@ int vmig_chan_accept_set(int listen_fd, const struct vmig_chan_auth *auth,
 struct vmig_txbuf {
 	struct vmig_txbuf *next;
 	size_t len;			/* bytes to send: header + payload */
+	/*
+	 * RAM packets sent in place (ram_net.c): len bytes of data, then
+	 * npages pages whose addresses the user stored in data; 0 from
+	 * vmig_txq_get().
+	 */
+	size_t npages;
 	uint8_t data[];			/* header, then payload */
 };
 

@@ -23,7 +23,8 @@
  * scan and CLEARs.  Medians of -n runs, each on a new guest.
  *
  * Part 2, throughput: a paused guest (its vCPUs never run) of -s GiB of
- * random data, migrated over -c channels (vmig_ram_precopy_run(), then
+ * random data, migrated over -c channels (vmig_ram_precopy_stop(), so
+ * pages are sent in place, unless -C; vmig_ram_precopy_run(), then
  * vmig_ram_precopy_complete()), against raw loopback TCP over as many
  * connections moving the same bytes from the same source RAM into the
  * same kind of destination memory, interleaved run by run; prints GB/s of
@@ -41,7 +42,7 @@
  *
  *	bench_ram_migrate [-r rate] [-w pages] [-d ms] [-c channels]
  *			  [-n runs] [-s GiB] [-t ring|bitmap|both] [-p 1|2]
- *			  [-F] [-b pages] [-R] [-M] [GiB ...]
+ *			  [-F] [-b pages] [-R] [-M] [-C] [GiB ...]
  *
  * -p 1 or -p 2 runs one part only; -s 0 skips part 2; -b sets
  * batch_pages; -R and -M leave out part 2's raw transfers or its
@@ -90,6 +91,7 @@ static struct {
 	bool fresh;		/* part 1: destination RAM not prefaulted */
 	bool no_raw;		/* part 2 without the raw baseline */
 	bool no_mig;		/* part 2 without the migration */
+	bool copy;		/* part 2 copies pages (no precopy_stop()) */
 	unsigned int batch;	/* pages per packet (0: the library's) */
 } opt = {
 	.rate = 20000,
@@ -599,6 +601,9 @@ static void migrate(struct source *s, bool live, const char *what,
 	ret = vmig_ram_precopy_new(s->ram, &sink, &pcfg, &pc);
 	if (ret)
 		die("%s: vmig_ram_precopy_new: %s", what, strerror(-ret));
+	/* A paused guest's RAM does not change: pages go in place. */
+	if (!live && !opt.copy && vmig_ram_precopy_stop(pc))
+		die("%s: vmig_ram_precopy_stop", what);
 	vmig_ram_get_stats(s->ram, &rs0);
 	t_run = now_ns();
 	for (;;) {
@@ -927,7 +932,7 @@ static void part2(void)
 static void bad_usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [-r rate] [-w pages] [-d ms] [-c channels] [-n runs] [-s GiB] [-t ring|bitmap|both] [-p 1|2] [-F] [-b pages] [-R] [-M] [GiB ...]\n",
+		"usage: %s [-r rate] [-w pages] [-d ms] [-c channels] [-n runs] [-s GiB] [-t ring|bitmap|both] [-p 1|2] [-F] [-b pages] [-R] [-M] [-C] [GiB ...]\n",
 		prog);
 	exit(2);
 }
@@ -939,7 +944,7 @@ int main(int argc, char **argv)
 	char load[128];
 	int c, fd;
 
-	while ((c = getopt(argc, argv, "r:w:d:c:n:s:t:p:b:FRMh")) != -1) {
+	while ((c = getopt(argc, argv, "r:w:d:c:n:s:t:p:b:FRMCh")) != -1) {
 		switch (c) {
 		case 'r':
 			opt.rate = strtoull(optarg, NULL, 0);
@@ -975,6 +980,9 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			opt.no_mig = true;
+			break;
+		case 'C':
+			opt.copy = true;
 			break;
 		case 'b':
 			opt.batch = strtoul(optarg, NULL, 0);

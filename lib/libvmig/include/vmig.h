@@ -715,6 +715,7 @@ struct vmig_ram_precopy_stats {
 	bool background_done;
 	uint64_t final_pages;		/* sent by vmig_ram_precopy_complete() */
 	uint64_t complete_ns;		/* its duration */
+	uint64_t in_place_pages;	/* data sent from guest memory in place */
 };
 
 struct vmig_ram_precopy;
@@ -739,8 +740,16 @@ uint64_t vmig_ram_precopy_pending(struct vmig_ram_precopy *p);
  */
 int vmig_ram_precopy_run(struct vmig_ram_precopy *p, struct vmig_converge *c);
 /*
- * The vCPUs are stopped: the last sync, every page left, then the sink's
- * finish().  Tracking may then stop.
+ * The guest's RAM no longer changes until the precopy ends: its vCPUs are
+ * stopped (a paused guest) and no device writes it.  From now on, the
+ * sink of vmig_ram_net_sink() sends page data from guest memory in place
+ * instead of a copy in the packet (other sinks still get copies).
+ */
+int vmig_ram_precopy_stop(struct vmig_ram_precopy *p);
+/*
+ * The vCPUs are stopped: the last sync, every page left (in place, as
+ * after vmig_ram_precopy_stop()), then the sink's finish().  Tracking may
+ * then stop.
  */
 int vmig_ram_precopy_complete(struct vmig_ram_precopy *p);
 void vmig_ram_precopy_get_stats(struct vmig_ram_precopy *p,
