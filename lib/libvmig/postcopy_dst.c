@@ -73,6 +73,9 @@ struct vmig_postcopy_dest {
 	pthread_mutex_t send_lock;
 	int fd0;			/* channel 0 while connected, else -1 */
 
+	_Atomic uint64_t asked_ns;	/* when the last request was sent */
+	struct pc_push_activity push;	/* stops the spin (postcopy.h) */
+
 	struct {
 		_Atomic uint64_t faults, requests, placed, zero_placed,
 			duplicates, eexist, bytes;
@@ -342,8 +345,11 @@ static void send_request(struct vmig_postcopy_dest *p, uint64_t g)
 	put64(msg + 8, g);
 	pthread_mutex_lock(&p->send_lock);
 	/* Not connected: the request is sent again on resume. */
-	if (p->fd0 >= 0 && !vmig_send_all(p->fd0, msg, sizeof(msg)))
+	if (p->fd0 >= 0 && !vmig_send_all(p->fd0, msg, sizeof(msg))) {
 		atomic_fetch_add(&p->n.requests, 1);
+		atomic_store_explicit(&p->asked_ns, ram_now_ns(),
+				      memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&p->send_lock);
 }
 
@@ -369,11 +375,13 @@ static void *fault_thread(void *arg)
 		{ .fd = p->evfd, .events = POLLIN },
 	};
 	struct uffd_msg msg[64];
+	uint64_t g, spin_until = 0;
 	ssize_t n, i;
-	uint64_t g;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		/* Within PC_SPIN_NS of the last fault (postcopy.h). */
+		if (!pc_spin_poll(pfd, 2, spin_until, &p->push) &&
+		    poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			vmig_err("postcopy: poll: %d", -errno);
@@ -388,6 +396,7 @@ static void *fault_thread(void *arg)
 			vmig_err("postcopy: reading faults: %d", -errno);
 			break;
 		}
+		spin_until = ram_now_ns() + PC_SPIN_NS;
 		for (i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
@@ -418,6 +427,27 @@ static void conn_fail(struct vmig_postcopy_dest *p, int err, bool fatal)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * Channel 0's receiver, before it blocks for the next packet: spin within
+ * PC_SPIN_NS of the later of its last packet and the last request sent
+ * (postcopy.h); a request sent while it spins extends the window.
+ */
+static void spin_answer(struct vmig_postcopy_dest *p, int fd, uint64_t last)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t from;
+
+	for (;;) {
+		from = atomic_load_explicit(&p->asked_ns, memory_order_relaxed);
+		if (from < last)
+			from = last;
+		if (pc_spin_poll(&pfd, 1, from + PC_SPIN_NS, &p->push) ||
+		    atomic_load_explicit(&p->asked_ns,
+					 memory_order_relaxed) <= from)
+			break;
+	}
+}
+
 static void *receiver(void *arg)
 {
 	struct recv_thread *rt = arg;
@@ -427,6 +457,8 @@ static void *receiver(void *arg)
 	const uint8_t *data;
 	const char *why;
 	unsigned int i, reg = 0;
+	uint64_t last = 0;
+	bool in_pkt = false;
 	uint8_t *buf;
 	ssize_t r;
 
@@ -438,10 +470,20 @@ static void *receiver(void *arg)
 		goto out;
 	}
 	for (;;) {
+		if (in_pkt)
+			pc_push_end(&p->push);
+		in_pkt = false;
+		if (!rt->chan)
+			spin_answer(p, fd, last);
 		r = vmig_recv_all(fd, buf, RAM_PKT_HDR_LEN);
 		if (r != RAM_PKT_HDR_LEN) {
 			ret = r < 0 ? (int)r : -ECONNRESET;
 			break;
+		}
+		/* A push packet: channel 0's spinning threads stand back. */
+		if (rt->chan) {
+			pc_push_begin(&p->push);
+			in_pkt = true;
 		}
 		ret = ram_pkt_decode(buf, &h, &why);
 		if (!ret && h.len) {
@@ -459,6 +501,8 @@ static void *receiver(void *arg)
 			break;
 		}
 		atomic_fetch_add(&p->n.bytes, RAM_PKT_HDR_LEN + h.len);
+		if (!rt->chan)
+			last = ram_now_ns();
 		if (h.flags & RAM_PKT_F_END) {
 			if (rt->chan)
 				break;		/* a push channel's last */
@@ -481,6 +525,8 @@ static void *receiver(void *arg)
 			break;
 		}
 	}
+	if (in_pkt)
+		pc_push_end(&p->push);
 out:
 	free(buf);
 	pthread_mutex_lock(&p->lock);

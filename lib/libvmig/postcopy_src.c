@@ -53,6 +53,7 @@ struct vmig_postcopy_src {
 	_Atomic uint64_t cursor;	/* the push's next page */
 	_Atomic uint64_t seq;
 	_Atomic int err;		/* first error of the run */
+	struct pc_push_activity push;	/* stops the request server's spin */
 
 	pthread_mutex_t bw_lock;
 	uint64_t bw_next_ns;
@@ -69,14 +70,6 @@ VMIG_EXPORT void vmig_postcopy_config_init(struct vmig_postcopy_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->push_channels = 2;
 	cfg->batch_pages = 64;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static void *gpage(struct vmig_postcopy_src *s, uint64_t g, unsigned int *reg)
@@ -240,7 +233,7 @@ static void bw_wait(struct vmig_postcopy_src *s, size_t len)
 		pthread_mutex_unlock(&s->bw_lock);
 		return;
 	}
-	now = now_ns();
+	now = ram_now_ns();
 	t = s->bw_next_ns > now ? s->bw_next_ns : now;
 	s->bw_next_ns = t + len * 1000000000ULL / s->cfg.max_bandwidth;
 	pthread_mutex_unlock(&s->bw_lock);
@@ -280,7 +273,9 @@ static void *pusher(void *arg)
 			continue;
 		bw_wait(s, (size_t)nr * RAM_PAGE_SIZE);
 		zeros = 0;
+		pc_push_begin(&s->push);
 		pt->err = send_pages(s, fd, buf, g, nr, &zeros);
+		pc_push_end(&s->push);
 		if (pt->err) {
 			src_fail(s, pt->err);
 			break;
@@ -306,7 +301,8 @@ static void *pusher(void *arg)
 static int serve_requests(struct vmig_postcopy_src *s)
 {
 	int fd = s->fds[0], avail, ret;
-	uint64_t g[RAM_MAX_BATCH], zeros;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t g[RAM_MAX_BATCH], zeros, spin_until = 0;
 	unsigned int nr;
 	uint8_t msg[PC_REQ_LEN], *buf;
 	uint32_t magic;
@@ -317,6 +313,8 @@ static int serve_requests(struct vmig_postcopy_src *s)
 		return -ENOMEM;
 	for (;;) {
 		nr = 0;
+		/* Within PC_SPIN_NS of the last answer (postcopy.h). */
+		pc_spin_poll(&pfd, 1, spin_until, &s->push);
 		do {
 			r = vmig_recv_all(fd, msg, PC_DONE_LEN);
 			if (r != PC_DONE_LEN) {
@@ -353,6 +351,7 @@ static int serve_requests(struct vmig_postcopy_src *s)
 			goto out;
 		atomic_fetch_add(&s->n.requested_sent, nr);
 		atomic_fetch_add(&s->n.zero_pages, zeros);
+		spin_until = ram_now_ns() + PC_SPIN_NS;
 	}
 out:
 	free(buf);
