@@ -408,56 +408,6 @@ static int uio_run(struct vmig_uio *io)
 	return ret;
 }
 
-ssize_t vmig_uio_send(struct vmig_uio *io, int fd, const void *buf,
-		      size_t len)
-{
-	const uint8_t *p = buf;
-	size_t done = 0;
-	int ret;
-
-	while (done < len) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_send(sqe, fd, p + done, len - done,
-				   MSG_NOSIGNAL | MSG_WAITALL);
-		ret = uio_run(io);
-		if (ret == -EINTR || ret == -EAGAIN)
-			continue;
-		if (ret < 0)
-			return ret;
-		if (!ret)
-			return -EPIPE;
-		done += ret;
-	}
-	return done;
-}
-
-ssize_t vmig_uio_recv(struct vmig_uio *io, int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-	size_t done = 0;
-	int ret;
-
-	while (done < len) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_recv(sqe, fd, p + done, len - done, MSG_WAITALL);
-		ret = uio_run(io);
-		if (ret == -EINTR || ret == -EAGAIN)
-			continue;
-		if (ret < 0)
-			return ret;
-		if (!ret)
-			return done ? -ECONNRESET : 0;
-		done += ret;
-	}
-	return done;
-}
-
 /* Skip done bytes of the vector: the first entry left, *cnt updated. */
 static struct iovec *iov_advance(struct iovec *iov, unsigned int *cnt,
 				 size_t done)
@@ -474,6 +424,7 @@ static struct iovec *iov_advance(struct iovec *iov, unsigned int *cnt,
 	return iov;
 }
 
+/* Send or receive the whole vector (see transport.h). */
 static ssize_t uio_msg(struct vmig_uio *io, int fd, struct iovec *iov,
 		       unsigned int cnt, bool send)
 {
@@ -481,6 +432,7 @@ static ssize_t uio_msg(struct vmig_uio *io, int fd, struct iovec *iov,
 	size_t done = 0;
 	int ret;
 
+	iov = iov_advance(iov, &cnt, 0);	/* empty entries */
 	while (cnt) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
 
@@ -504,6 +456,21 @@ static ssize_t uio_msg(struct vmig_uio *io, int fd, struct iovec *iov,
 		iov = iov_advance(iov, &cnt, ret);
 	}
 	return done;
+}
+
+ssize_t vmig_uio_send(struct vmig_uio *io, int fd, const void *buf,
+		      size_t len)
+{
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
+
+	return uio_msg(io, fd, &v, 1, true);
+}
+
+ssize_t vmig_uio_recv(struct vmig_uio *io, int fd, void *buf, size_t len)
+{
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+
+	return uio_msg(io, fd, &v, 1, false);
 }
 
 ssize_t vmig_uio_sendv(struct vmig_uio *io, int fd, struct iovec *iov,
