@@ -743,7 +743,9 @@ int vmig_ram_precopy_run(struct vmig_ram_precopy *p, struct vmig_converge *c);
  * The guest's RAM no longer changes until the precopy ends: its vCPUs are
  * stopped (a paused guest) and no device writes it.  From now on, the
  * sink of vmig_ram_net_sink() sends page data from guest memory in place
- * instead of a copy in the packet (other sinks still get copies).
+ * instead of a copy in the packet (other sinks still get copies).  A page
+ * that changes all the same fails the migration on the destination (bad
+ * CRC); it is never placed wrong without notice.
  */
 int vmig_ram_precopy_stop(struct vmig_ram_precopy *p);
 /*
