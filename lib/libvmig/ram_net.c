@@ -82,29 +82,20 @@ _Static_assert((offsetof(struct vmig_txbuf, data) + PAGES_OFF) %
 static ssize_t send_buf(struct vmig_uio *io, int fd, struct vmig_txbuf *b)
 {
 	struct iovec iov[RAM_MAX_BATCH + 1];
-	const uint8_t *pg, *const *pages;
-	unsigned int i, cnt = 1;
+	const void *const *pages;
+	unsigned int i, cnt = 0;
 	uint32_t crc;
 
 	if (!b->npages)
 		return vmig_uio_send(io, fd, b->data, b->len);
-	pages = (const uint8_t *const *)(b->data + PAGES_OFF);
+	pages = (const void *const *)(b->data + PAGES_OFF);
 	/* The CRC brings the pages into this core's cache for the send. */
 	crc = vmig_crc32c(0, b->data, b->len);
-	crc = ram_crc_pages(crc, (const void *const *)pages, b->npages);
+	crc = ram_crc_pages(crc, pages, b->npages);
 	put32(b->data + 28, crc);
-	iov[0].iov_base = b->data;
-	iov[0].iov_len = b->len;
-	for (i = 0; i < b->npages; i++) {
-		pg = pages[i];
-		if (cnt > 1 && (const uint8_t *)iov[cnt - 1].iov_base +
-			       iov[cnt - 1].iov_len == pg) {
-			iov[cnt - 1].iov_len += RAM_PAGE_SIZE;
-			continue;
-		}
-		iov[cnt].iov_base = (void *)pg;
-		iov[cnt++].iov_len = RAM_PAGE_SIZE;
-	}
+	ram_iov_add(iov, &cnt, b->data, b->len);
+	for (i = 0; i < b->npages; i++)
+		ram_iov_add(iov, &cnt, (void *)pages[i], RAM_PAGE_SIZE);
 	return vmig_uio_sendv(io, fd, iov, cnt);
 }
 

@@ -236,6 +236,21 @@ static void put_page(void *dst, const void *data)
 		memset(dst, 0, RAM_PAGE_SIZE);
 }
 
+/*
+ * Place a copy of page g from packet seq (data, or NULL for zeros),
+ * waiting while another thread writes the page: false if the page holds
+ * this copy or a newer one.
+ */
+static bool place(struct vmig_ram_dest *d, uint64_t g, uint64_t seq,
+		  const void *data, unsigned int *reg)
+{
+	if (claim_wait(d, g, seq) == STALE)
+		return false;
+	put_page(ram_dest_page(d, g, reg), data);
+	release(d, g, seq);
+	return true;
+}
+
 static void add_stats(struct vmig_ram_dest *d, unsigned int nr,
 		      uint64_t zeros, uint64_t stale, size_t len)
 {
@@ -274,13 +289,8 @@ VMIG_EXPORT int vmig_ram_dest_feed(struct vmig_ram_dest *d, const void *pkt,
 		uint64_t g = e >> RAM_ENT_SHIFT;
 		bool zero = e & RAM_ENT_ZERO;
 
-		if (claim_wait(d, g, h.seq) == STALE) {
+		if (!place(d, g, h.seq, zero ? NULL : data, &reg))
 			stale++;
-		} else {
-			put_page(ram_dest_page(d, g, &reg),
-				 zero ? NULL : data);
-			release(d, g, h.seq);
-		}
 		zeros += zero;
 		if (!zero)
 			data += RAM_PAGE_SIZE;
@@ -300,26 +310,12 @@ struct recv_ent {
 	bool zero;
 };
 
-/* Append len bytes at p to the vector, merged with the last if adjacent. */
-static void iov_add(struct iovec *iov, unsigned int *cnt, void *p,
-		    size_t len)
-{
-	struct iovec *last = *cnt ? &iov[*cnt - 1] : NULL;
-
-	if (last && (uint8_t *)last->iov_base + last->iov_len == p) {
-		last->iov_len += len;
-		return;
-	}
-	iov[*cnt].iov_base = p;
-	iov[*cnt].iov_len = len;
-	(*cnt)++;
-}
-
 int ram_dest_recv(struct vmig_ram_dest *d, struct vmig_uio *io, int fd,
 		  uint8_t *buf, const char **why)
 {
 	struct recv_ent ents[RAM_MAX_BATCH];
 	struct iovec iov[RAM_MAX_BATCH];
+	const void *data[RAM_MAX_BATCH];
 	uint8_t *scratch, *ent = buf + RAM_PKT_HDR_LEN;
 	uint64_t stale = 0, zeros = 0, nz = 0;
 	unsigned int i, cnt = 0, reg = 0;
@@ -371,27 +367,23 @@ int ram_dest_recv(struct vmig_ram_dest *d, struct vmig_uio *io, int fd,
 		nz++;
 		r->where = r->c == CLAIMED ? ram_dest_page(d, r->g, &reg) :
 			   scratch;
-		iov_add(iov, &cnt, r->where, RAM_PAGE_SIZE);
+		ram_iov_add(iov, &cnt, r->where, RAM_PAGE_SIZE);
+		data[nz - 1] = r->where;
 		scratch += RAM_PAGE_SIZE;
 	}
 	n = cnt ? vmig_uio_recvv(io, fd, iov, cnt) : 0;
 	if (n >= 0 && (uint64_t)n != nz * RAM_PAGE_SIZE)
 		n = -ECONNRESET;
 	crc = vmig_crc32c(hdr_crc(buf), ent, (size_t)h.nr * 8);
-	for (i = 0; i < h.nr; i++) {
-		struct recv_ent *r = &ents[i];
-
-		if (r->zero)
-			continue;
-		if (n >= 0)
-			crc = vmig_crc32c(crc, r->where, RAM_PAGE_SIZE);
-		/*
-		 * A failed packet leaves its pages' data undefined, and the
-		 * migration fails: the destination's RAM is not run.
-		 */
-		if (r->c == CLAIMED)
-			release(d, r->g, n >= 0 ? h.seq : r->old);
-	}
+	if (n >= 0)
+		crc = ram_crc_pages(crc, data, nz);
+	/*
+	 * A failed packet leaves its pages' data undefined, and the migration
+	 * fails: the destination's RAM is not run.
+	 */
+	for (i = 0; i < h.nr; i++)
+		if (ents[i].c == CLAIMED)
+			release(d, ents[i].g, n >= 0 ? h.seq : ents[i].old);
 	if (n < 0) {
 		*why = "channel ended in a packet";
 		return (int)n;
@@ -406,15 +398,10 @@ int ram_dest_recv(struct vmig_ram_dest *d, struct vmig_uio *io, int fd,
 		struct recv_ent *r = &ents[i];
 
 		zeros += r->zero;
-		if (r->c == BUSY)
-			r->c = claim_wait(d, r->g, h.seq);
-		if (r->c == STALE) {
+		if (r->c == CLAIMED)
+			continue;	/* in place already */
+		if (r->c == STALE || !place(d, r->g, h.seq, r->where, &reg))
 			stale++;
-		} else if (r->where != ram_dest_page(d, r->g, &reg)) {
-			put_page(ram_dest_page(d, r->g, &reg),
-				 r->zero ? NULL : r->where);
-			release(d, r->g, h.seq);
-		}
 	}
 	add_stats(d, h.nr, zeros, stale, RAM_PKT_HDR_LEN + (size_t)h.len);
 	return 0;

@@ -58,6 +58,20 @@ void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf)
 	put32(b + 28, h->crc);
 }
 
+void ram_iov_add(struct iovec *iov, unsigned int *cnt, void *p,
+		 size_t len)
+{
+	struct iovec *last = *cnt ? &iov[*cnt - 1] : NULL;
+
+	if (last && (uint8_t *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+		return;
+	}
+	iov[*cnt].iov_base = p;
+	iov[*cnt].iov_len = len;
+	(*cnt)++;
+}
+
 uint32_t ram_crc_pages(uint32_t crc, const void *const *pages,
 		       unsigned int npages)
 {

@@ -56,6 +56,9 @@ struct ram_pkt_hdr {
 void ram_pkt_seal(struct ram_pkt_hdr *h, void *buf);
 /* Encode h into buf with the CRC field 0. */
 void ram_pkt_put_hdr(const struct ram_pkt_hdr *h, void *buf);
+/* Append len bytes at p to iov[*cnt], merged with the last if adjacent. */
+void ram_iov_add(struct iovec *iov, unsigned int *cnt, void *p,
+		 size_t len);
 /* Continue crc over the npages pages at pages[] (adjacent ones at once). */
 uint32_t ram_crc_pages(uint32_t crc, const void *const *pages,
 		       unsigned int npages);
