@@ -123,9 +123,10 @@ void pc_background_thread(void);
  *   the CPU time per fault, 31 us against 60 us);
  * - not while the background push works (a pusher inside a send, a
  *   push receiver placing a packet, or either within PC_SPIN_PUSH_NS of
- *   it): the push keeps the CPUs awake, so wake-ups are cheap anyway,
- *   and a spinning thread at nice 0 would take the CPUs from the push
- *   (nice 10) and from the faulting threads;
+ *   it): the push keeps the CPUs from halting, and a spinning thread at
+ *   nice 0 would take the CPUs from the push (nice 10) and from the
+ *   faulting threads.  Wake-ups across CPUs still cost 15-25 us then
+ *   (Documentation/libvmig.rst, "Postcopy");
  * - not once a sched_yield() took longer than PC_SPIN_BUSY_NS: another
  *   thread needed the CPU, which then does not halt either.
  */
