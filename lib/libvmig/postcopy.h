@@ -23,6 +23,7 @@
 #ifndef VMIG_POSTCOPY_H
 #define VMIG_POSTCOPY_H
 
+#include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -42,6 +43,14 @@
 /* REQUEST: magic, zero, page number.  DONE: magic, status (errno). */
 #define PC_REQ_LEN		16
 #define PC_DONE_LEN		8
+/* The largest DONE status that is an errno (the kernel's MAX_ERRNO). */
+#define PC_MAX_ERRNO		4095
+
+/* A DONE's status as 0 or a negative errno; -EPROTO if it is no errno. */
+static inline int pc_done_err(uint32_t status)
+{
+	return status > PC_MAX_ERRNO ? -EPROTO : -(int)status;
+}
 
 /* Channel 0 plus at most this many background channels. */
 #define PC_MAX_PUSH		16

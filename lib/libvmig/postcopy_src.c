@@ -323,8 +323,13 @@ static int serve_requests(struct vmig_postcopy_src *s)
 			}
 			magic = get32(msg);
 			if (magic == PC_DONE_MAGIC) {
-				ret = -(int)get32(msg + 4);
-				if (ret)
+				uint32_t st = get32(msg + 4);
+
+				ret = pc_done_err(st);
+				if (st > PC_MAX_ERRNO)
+					vmig_err("postcopy: DONE with a bad status %u",
+						 st);
+				else if (ret)
 					vmig_err("postcopy: the destination failed: %d",
 						 ret);
 				/* Pages asked for before DONE are moot. */

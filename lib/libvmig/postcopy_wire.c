@@ -128,8 +128,10 @@ int pc_recv_bitmap(int fd, uint32_t magic, uint64_t pages,
 
 	ret = vmig_recv_all(fd, hb, PC_DONE_LEN);
 	if (ret == PC_DONE_LEN && get32(hb) == PC_DONE_MAGIC && get32(hb + 4)) {
-		*why = "the peer refused the connection";
-		return -(int)get32(hb + 4);
+		*why = get32(hb + 4) > PC_MAX_ERRNO ?
+		       "DONE with a status that is no errno" :
+		       "the peer refused the connection";
+		return pc_done_err(get32(hb + 4));
 	}
 	if (ret == PC_DONE_LEN)
 		ret = vmig_recv_all(fd, hb + PC_DONE_LEN,
