@@ -42,10 +42,6 @@
 static const char client_label[] = "vmig-client";
 static const char server_label[] = "vmig-server";
 
-
-
-
-
 /* ------------------------------------------------------ blocking helpers */
 
 int vmig_send_all(int fd, const void *buf, size_t len)
@@ -96,7 +92,7 @@ static int recv_exact(int fd, void *buf, size_t len)
 	return n ? 0 : -ECONNRESET;
 }
 
-static int set_timeout(int fd, unsigned int ms)
+int vmig_sock_set_timeout(int fd, unsigned int ms)
 {
 	struct timeval tv = {
 		.tv_sec = ms / 1000,
@@ -105,6 +101,28 @@ static int set_timeout(int fd, unsigned int ms)
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		return -errno;
+	return 0;
+}
+
+int vmig_chan_set_liveness(int fd, unsigned int timeout_ms)
+{
+	unsigned int user = timeout_ms;
+	/* Probes from a third of the limit on, 1 s apart at least. */
+	int one = 1, secs = (int)(timeout_ms / 3000) ?: 1, cnt = 3, domain;
+	socklen_t len = sizeof(domain);
+
+	if (!timeout_ms)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
+		return -errno;
+	if (domain != AF_INET && domain != AF_INET6)
+		return 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)))
 		return -errno;
 	return 0;
 }
@@ -239,7 +257,7 @@ int vmig_chan_connect(const struct sockaddr *addr, socklen_t addrlen,
 	if (fd < 0)
 		return -errno;
 	if (auth->timeout_ms) {
-		ret = set_timeout(fd, auth->timeout_ms);
+		ret = vmig_sock_set_timeout(fd, auth->timeout_ms);
 		if (ret)
 			goto fail;
 	}
@@ -256,7 +274,7 @@ int vmig_chan_connect(const struct sockaddr *addr, socklen_t addrlen,
 	if (ret)
 		goto fail;
 	if (auth->timeout_ms) {
-		ret = set_timeout(fd, 0);
+		ret = vmig_sock_set_timeout(fd, 0);
 		if (ret)
 			goto fail;
 	}
@@ -294,7 +312,7 @@ int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
 
 	*why = "I/O error";
 	if (auth->timeout_ms) {
-		ret = set_timeout(fd, auth->timeout_ms);
+		ret = vmig_sock_set_timeout(fd, auth->timeout_ms);
 		if (ret)
 			return ret;
 	}
@@ -354,7 +372,7 @@ int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
 	if (ret)
 		return ret;
 	if (auth->timeout_ms)
-		return set_timeout(fd, 0);
+		return vmig_sock_set_timeout(fd, 0);
 	return 0;
 }
 

@@ -554,8 +554,15 @@ static int take_open(struct vmig_postcopy_dest *p)
 	discard = pc_bitmap_alloc(p->total);
 	if (!discard)
 		return -ENOMEM;
-	ret = pc_recv_bitmap(p->fds[0], PC_OPEN_MAGIC, p->total, &h,
-			     (void *)discard, &why);
+	/* The source sends OPEN as soon as it is connected. */
+	ret = vmig_sock_set_timeout(p->fds[0], p->auth.timeout_ms);
+	if (!ret)
+		ret = pc_recv_bitmap(p->fds[0], PC_OPEN_MAGIC, p->total, &h,
+				     (void *)discard, &why);
+	if (ret == -ETIMEDOUT)
+		why = "no OPEN within the timeout";
+	if (!ret)
+		ret = vmig_sock_set_timeout(p->fds[0], 0);
 	if (!ret && (h.kind != PC_OPEN_START && h.kind != PC_OPEN_RESUME)) {
 		why = "unknown OPEN kind";
 		ret = -EPROTO;
@@ -686,6 +693,13 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
 				   1 + PC_MAX_PUSH, p->fds, &count);
 	if (ret)
 		return ret;
+	for (i = 0; !ret && i < count; i++)
+		ret = vmig_chan_set_liveness(p->fds[i], p->auth.timeout_ms);
+	if (ret) {
+		for (i = 0; i < count; i++)
+			close(p->fds[i]);
+		return ret;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->nfd = count;
 	p->err = 0;
@@ -718,10 +732,8 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
 	return ret;
 }
 
-
 VMIG_EXPORT int vmig_ram_postcopy_dest_wait(struct vmig_postcopy_dest *p)
 {
-	struct timeval tv;
 	unsigned int i;
 	uint64_t one = 1;
 	int ret;
@@ -747,11 +759,8 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_wait(struct vmig_postcopy_dest *p)
 		 * Let the source read DONE and close: read what it still
 		 * sends until then (bounded by the timeout), never reset.
 		 */
-		tv.tv_sec = p->auth.timeout_ms / 1000;
-		tv.tv_usec = p->auth.timeout_ms % 1000 * 1000;
 		for (i = 0; i < p->nfd; i++) {
-			setsockopt(p->fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv,
-				   sizeof(tv));
+			vmig_sock_set_timeout(p->fds[i], p->auth.timeout_ms);
 			shutdown(p->fds[i], SHUT_WR);
 		}
 		end_conn_locked(p);

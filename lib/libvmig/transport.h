@@ -204,6 +204,20 @@ int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
 			       void *opaque, struct vmig_chan_id *id,
 			       const char **why);
 
+/* SO_RCVTIMEO and SO_SNDTIMEO of fd to ms (0: none); 0 or -errno. */
+int vmig_sock_set_timeout(int fd, unsigned int ms);
+
+/*
+ * After the handshake, on a TCP channel that must notice a peer gone
+ * silent at the network level (a partition, a host that died): data left
+ * unacknowledged for timeout_ms (TCP_USER_TIMEOUT, also a zero window
+ * that long), or an idle connection whose keepalive probes go unanswered
+ * for about as long, fails the socket's calls with -ETIMEDOUT.  A peer
+ * whose kernel still answers is not caught: that is for the protocol's
+ * own timeouts.  0 for other sockets and for timeout_ms 0 (no limit).
+ */
+int vmig_chan_set_liveness(int fd, unsigned int timeout_ms);
+
 /* Blocking socket I/O through one io_uring (one per thread). */
 struct vmig_uio {
 	struct io_uring ring;

@@ -854,7 +854,9 @@ void vmig_session_get_ram_stats(struct vmig_session *s,
  * loaded; vmig_ram_postcopy_dest_new(), vmig_ram_postcopy_dest_accept()
  * (after which the vCPUs may run), then vmig_ram_postcopy_dest_wait().
  *
- * A network break: vmig_ram_postcopy_dest_wait() returns a negative errno
+ * A network break (a closed or reset connection, a corrupt message, or
+ * over TCP a peer that acknowledges nothing for timeout_ms: a partition,
+ * a host gone): vmig_ram_postcopy_dest_wait() returns a negative errno
  * and the destination is paused (faulting vCPUs wait, their requests are
  * kept); vmig_ram_postcopy_src_run() returns one too.  The source calls
  * vmig_ram_postcopy_src_run() again and the destination
@@ -866,7 +868,10 @@ void vmig_session_get_ram_stats(struct vmig_session *s,
  *
  * The channels: 1 + push_channels connections of kind POSTCOPY, with the
  * handshake and credentials of a struct vmig_session_config (its
- * session_id, secret, timeout_ms).  Documentation/wire.rst, "Postcopy".
+ * session_id, secret, timeout_ms).  timeout_ms also bounds the
+ * destination's wait for OPEN and sets how long a silent TCP peer is
+ * waited for (TCP_USER_TIMEOUT and keepalive; 0: no limit).
+ * Documentation/wire.rst, "Postcopy".
  */
 struct vmig_postcopy_config {
 	unsigned int push_channels;	/* background push (default 2, <= 16) */
