@@ -105,7 +105,14 @@ int vmig_sock_set_timeout(int fd, unsigned int ms)
 	return 0;
 }
 
-int vmig_chan_set_liveness(int fd, unsigned int timeout_ms)
+/*
+ * After the handshake: a TCP peer that acknowledges nothing for
+ * timeout_ms (data left unacknowledged, TCP_USER_TIMEOUT, which counts a
+ * zero window too; or keepalive probes unanswered on an idle connection)
+ * fails the socket's calls with -ETIMEDOUT, so that a partition or a host
+ * gone is noticed in about that long, not after TCP's minutes of retries.
+ */
+static int set_liveness(int fd, unsigned int timeout_ms)
 {
 	unsigned int user = timeout_ms;
 	/* Probes from a third of the limit on, 1 s apart at least. */
@@ -275,6 +282,8 @@ int vmig_chan_connect(const struct sockaddr *addr, socklen_t addrlen,
 		goto fail;
 	if (auth->timeout_ms) {
 		ret = vmig_sock_set_timeout(fd, 0);
+		if (!ret)
+			ret = set_liveness(fd, auth->timeout_ms);
 		if (ret)
 			goto fail;
 	}
@@ -369,11 +378,10 @@ int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
 	mac(auth, server_label, hdr, challenge, proof, expect);
 	encode_reply(VMIG_CHAN_OK, expect, verdict);
 	ret = vmig_send_all(fd, verdict, sizeof(verdict));
-	if (ret)
+	if (ret || !auth->timeout_ms)
 		return ret;
-	if (auth->timeout_ms)
-		return vmig_sock_set_timeout(fd, 0);
-	return 0;
+	ret = vmig_sock_set_timeout(fd, 0);
+	return ret ? ret : set_liveness(fd, auth->timeout_ms);
 }
 
 /* ------------------------------------------------------------- io_uring */

@@ -693,13 +693,6 @@ VMIG_EXPORT int vmig_ram_postcopy_dest_accept(struct vmig_postcopy_dest *p,
 				   1 + PC_MAX_PUSH, p->fds, &count);
 	if (ret)
 		return ret;
-	for (i = 0; !ret && i < count; i++)
-		ret = vmig_chan_set_liveness(p->fds[i], p->auth.timeout_ms);
-	if (ret) {
-		for (i = 0; i < count; i++)
-			close(p->fds[i]);
-		return ret;
-	}
 	pthread_mutex_lock(&p->lock);
 	p->nfd = count;
 	p->err = 0;

@@ -368,7 +368,7 @@ static int open_channels(struct vmig_postcopy_src *s,
 {
 	struct vmig_chan_id id = { 0 };
 	unsigned int i;
-	int fd, ret;
+	int fd;
 
 	memcpy(id.session_id, s->auth.session_id, VMIG_SESSION_ID_LEN);
 	id.kind = VMIG_CHAN_POSTCOPY;
@@ -379,11 +379,6 @@ static int open_channels(struct vmig_postcopy_src *s,
 		if (fd < 0) {
 			vmig_err("postcopy channel %u: connect: %d", i, fd);
 			return fd;
-		}
-		ret = vmig_chan_set_liveness(fd, s->auth.timeout_ms);
-		if (ret) {
-			close(fd);
-			return ret;
 		}
 		pthread_mutex_lock(&s->lock);
 		s->fds[s->nfd++] = fd;

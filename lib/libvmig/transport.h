@@ -181,6 +181,14 @@ struct vmig_chan_auth {
 };
 
 /*
+ * With a timeout_ms, a channel past its handshake (either side) also
+ * fails with -ETIMEDOUT once its TCP peer has acknowledged nothing for
+ * that long, data or keepalive probe: a partition, a host gone.  A peer
+ * whose kernel still answers is not caught: that is for the protocol's
+ * own timeouts.
+ */
+
+/*
  * Source side: open a stream socket to addr, send the channel header,
  * prove knowledge of the secret and check the destination's proof.
  * Returns the connected socket (owned by the caller) or a negative errno:
@@ -206,17 +214,6 @@ int vmig_chan_handshake_accept(int fd, const struct vmig_chan_auth *auth,
 
 /* SO_RCVTIMEO and SO_SNDTIMEO of fd to ms (0: none); 0 or -errno. */
 int vmig_sock_set_timeout(int fd, unsigned int ms);
-
-/*
- * After the handshake, on a TCP channel that must notice a peer gone
- * silent at the network level (a partition, a host that died): data left
- * unacknowledged for timeout_ms (TCP_USER_TIMEOUT, also a zero window
- * that long), or an idle connection whose keepalive probes go unanswered
- * for about as long, fails the socket's calls with -ETIMEDOUT.  A peer
- * whose kernel still answers is not caught: that is for the protocol's
- * own timeouts.  0 for other sockets and for timeout_ms 0 (no limit).
- */
-int vmig_chan_set_liveness(int fd, unsigned int timeout_ms);
 
 /* Blocking socket I/O through one io_uring (one per thread). */
 struct vmig_uio {

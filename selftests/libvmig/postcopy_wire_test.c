@@ -45,12 +45,10 @@
  * RAM equal to the source's.  Skipped without userfaultfd.
  */
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +62,7 @@
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
+#include "netns.h"
 #include "postcopy.h"
 #include "vmig.h"
 
@@ -1568,27 +1567,6 @@ TEST(dst_silent_source_times_out)
 	world_free(&w);
 }
 
-static int lo_set_up(bool up)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr)) {
-		ret = -errno;
-	} else {
-		if (up)
-			ifr.ifr_flags |= IFF_UP;
-		else
-			ifr.ifr_flags &= ~IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			ret = -errno;
-	}
-	close(fd);
-	return ret;
-}
-
 /*
  * A network partition in the middle of the push: no FIN, no reset, every
  * packet lost (loopback taken down in a network namespace of the test's
@@ -1611,10 +1589,10 @@ TEST(partition_mid_push_pauses_both_then_resumes)
 
 	if (!have_uffd())
 		SKIP(return, "no userfaultfd");
-	if (unshare(CLONE_NEWNET))
+	ret = netns_private();
+	if (ret)
 		SKIP(return, "no network namespace of our own: %s",
-		     strerror(errno));
-	ASSERT_EQ(0, lo_set_up(true));
+		     strerror(-ret));
 	world_init(_metadata, &w);
 	vmig_postcopy_config_init(&cfg);
 	cfg.push_channels = 2;

@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "netns.h"
 #include "standin.h"
 #include "transport.h"
 #include "vmig.h"
@@ -659,6 +661,65 @@ TEST_F(mig, killed_source_resets_destination)
 		TH_LOG("%s", self->derr.msg);
 	EXPECT_NE(0, self->derr.msg[0]);
 	TH_LOG("destination reported: %s", self->derr.msg);
+	for (i = 0; i < NDEV; i++) {
+		EXPECT_EQ(1, self->dst[i].resets);
+		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));
+	}
+}
+
+static void partition(struct standin *d)
+{
+	(void)d;
+	lo_set_up(false);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A network partition mid-transfer (loopback taken down in a network
+ * namespace of the test's own: no FIN, no reset, every packet lost): both
+ * sides fail within a few timeouts, not after TCP's minutes of retries,
+ * the source's devices run on with their state, the destination's are
+ * reset.
+ */
+TEST_F(mig, partition_fails_both_sides_in_bounded_time)
+{
+	uint64_t t0, ms;
+	pthread_t t;
+	int ret, i;
+
+	ret = netns_private();
+	if (ret)
+		SKIP(return, "no network namespace of our own: %s",
+		     strerror(-ret));
+	listen_tcp(self);
+	self->scfg.channels = 4;
+	self->scfg.timeout_ms = 2000;
+	self->dcfg.timeout_ms = 2000;
+	self->dcfg.mem_limit = 1 << 20;
+	/* Partitioned once 1 MiB of device 0 arrived. */
+	self->dst[0].use_pipe = true;
+	self->dst[0].trigger_bytes = 1 << 20;
+	self->dst[0].trigger = partition;
+	t0 = mono_ms();
+	pthread_create(&t, NULL, dest_thread, self);
+	self->src_ret = run_source(self);
+	pthread_join(t, NULL);
+	ms = mono_ms() - t0;
+	TH_LOG("source %d: %s", self->src_ret, self->serr.msg);
+	TH_LOG("destination %d: %s", self->dst_ret, self->derr.msg);
+	TH_LOG("both ended %llu ms after the start",
+	       (unsigned long long)ms);
+	EXPECT_GT(0, self->src_ret);
+	EXPECT_GT(0, self->dst_ret);
+	EXPECT_GT(4 * 2000, ms);
+	EXPECT_TRUE(source_intact(self));
 	for (i = 0; i < NDEV; i++) {
 		EXPECT_EQ(1, self->dst[i].resets);
 		EXPECT_EQ(VMIG_STATE_RUNNING, standin_state(&self->dst[i]));

@@ -404,7 +404,12 @@ struct vmig_session_config {
 	 * at once, or at the latest after this long (0: no limit).
 	 */
 	unsigned int precopy_max_ms;
-	/* Handshakes, and waiting for connections (default 10 s). */
+	/*
+	 * Handshakes, and waiting for connections (default 10 s); after
+	 * the handshake, how long a TCP peer may acknowledge nothing
+	 * (data or keepalive probe) before its channel fails with
+	 * -ETIMEDOUT (Documentation/wire.rst, "Handshake").  0: no limit.
+	 */
 	unsigned int timeout_ms;
 	/*
 	 * Source, optional: called right before the devices stop, from the
@@ -869,9 +874,7 @@ void vmig_session_get_ram_stats(struct vmig_session *s,
  * The channels: 1 + push_channels connections of kind POSTCOPY, with the
  * handshake and credentials of a struct vmig_session_config (its
  * session_id, secret, timeout_ms).  timeout_ms also bounds the
- * destination's wait for OPEN and sets how long a silent TCP peer is
- * waited for (TCP_USER_TIMEOUT and keepalive; 0: no limit).
- * Documentation/wire.rst, "Postcopy".
+ * destination's wait for OPEN.  Documentation/wire.rst, "Postcopy".
  */
 struct vmig_postcopy_config {
 	unsigned int push_channels;	/* background push (default 2, <= 16) */
