@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testnet.h"
 #include "test_scale.h"
 #include "testvm.h"
 #include "vmig.h"
@@ -65,20 +66,6 @@ static void sleep_ms(unsigned int ms)
 	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 
 	nanosleep(&ts, NULL);
-}
-
-static int listen_lo(struct sockaddr_in *sa)
-{
-	socklen_t len = sizeof(*sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)sa, sizeof(*sa)) ||
-	    listen(fd, 32) || getsockname(fd, (struct sockaddr *)sa, &len))
-		return -1;
-	return fd;
 }
 
 static void session_cfg(struct vmig_session_config *c)

@@ -62,7 +62,7 @@
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
-#include "netns.h"
+#include "testnet.h"
 #include "postcopy.h"
 #include "vmig.h"
 
@@ -114,23 +114,6 @@ static bool have_uffd(void)
 		return false;
 	close(fd);
 	return true;
-}
-
-static int listen_lo(struct sockaddr_in *sa)
-{
-	socklen_t len = sizeof(*sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)sa, sizeof(*sa)) ||
-	    listen(fd, 32) || getsockname(fd, (struct sockaddr *)sa, &len)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static void set_timeouts(int fd, unsigned int ms)

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "netns.h"
+#include "testnet.h"
 #include "standin.h"
 #include "transport.h"
 #include "vmig.h"
