@@ -13,7 +13,7 @@
 #   run-vm.sh --shell            vm_sanity, then an interactive shell
 #
 # Environment: KVER (default: newest installed 6.12.*-amd64), VM_MEM (4G),
-# VM_SMP (2), VM_TIMEOUT (seconds, 1200), VM_APPEND (extra kernel
+# VM_SMP (2; 1 for --demo), VM_TIMEOUT (seconds, 1200), VM_APPEND (extra kernel
 # parameters), DEMO_SIZE (256M), MIGSIM_PARAMS (vfio-migsim.ko's module
 # parameters, default "default_state_size=1M"), BUILD (default: <repo>/build), VM_LOG
 # (where the console log is kept, default build/vm/console.log).
@@ -38,7 +38,7 @@ VMDIR=$BUILD/vm
 KVER=${KVER:-$(find /lib/modules -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null |
 	grep -E '^6\.12\..*-amd64$' | sort -V | tail -1 || true)}
 VM_MEM=${VM_MEM:-4G}
-VM_SMP=${VM_SMP:-2}
+VM_SMP=${VM_SMP:-}
 VM_TIMEOUT=${VM_TIMEOUT:-1200}
 VM_APPEND=${VM_APPEND:-}
 
@@ -81,6 +81,20 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ ${#tests[@]} -gt 0 && $mode != tests ]]; then
 	die "program names and --$mode do not mix"
+fi
+# The demo boots one vCPU.  With two, its part 3 (a postcopy whose source
+# stops a running nested guest) failed 3 times in 12 runs under TCG: twice
+# the guest kernel panicked ("corrupted stack end detected inside
+# scheduler") as the thread that had run the guest's vCPU exited, once
+# that vCPU ended in an error at the switchover.  On one vCPU, 8 runs of 8
+# passed, no slower (38-45 s against 31-40 s).  The tests keep two vCPUs
+# for their races; see kvm_hold.c for the part of this that is understood.
+if [[ -z $VM_SMP ]]; then
+	if [[ $mode == demo ]]; then
+		VM_SMP=1
+	else
+		VM_SMP=2
+	fi
 fi
 
 [[ -n $KVER ]] || die "no Debian 6.12 kernel installed (run: make deps)"
