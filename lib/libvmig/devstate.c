@@ -551,12 +551,10 @@ static void *rx_writer(void *arg)
 	struct rx_dev *d = arg;
 	struct vmig_rx *rx = d->rx;
 	struct vmig_rxbuf *b;
-	char name[16];
 	bool notify, space;
 	int ret;
 
-	snprintf(name, sizeof(name), "vmig-write%u", d->idx);
-	pthread_setname_np(pthread_self(), name);
+	vmig_name_thread("write", d->idx);
 	pthread_mutex_lock(&rx->lock);
 	while (!rx->err && !d->done) {
 		b = d->pending;

@@ -27,4 +27,11 @@ void vmig_log(enum vmig_log_level level, const char *fmt, ...)
 #define vmig_info(...)	vmig_log(VMIG_LOG_INFO, __VA_ARGS__)
 #define vmig_dbg(...)	vmig_log(VMIG_LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Name the calling thread "vmig-<what><index>" (at most 15 bytes), so that
+ * top -H, perf, gdb and the kernel's own reports tell the library's
+ * threads apart.
+ */
+void vmig_name_thread(const char *what, unsigned int index);
+
 #endif /* VMIG_INTERNAL_H */

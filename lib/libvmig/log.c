@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * libvmig logging: a single process-wide callback.
+ * libvmig logging: a single process-wide callback; and the names of the
+ * library's threads.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -39,4 +41,12 @@ void vmig_log(enum vmig_log_level level, const char *fmt, ...)
 
 	log_fn(level, msg, log_opaque);
 	errno = saved_errno;
+}
+
+void vmig_name_thread(const char *what, unsigned int index)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "vmig-%s%u", what, index);
+	pthread_setname_np(pthread_self(), name);
 }

@@ -378,6 +378,7 @@ static void *fault_thread(void *arg)
 	uint64_t g, spin_until = 0;
 	ssize_t n, i;
 
+	vmig_name_thread("pcfault", 0);
 	for (;;) {
 		/* Within PC_SPIN_NS of the last fault (postcopy.h). */
 		if (!pc_spin_poll(pfd, 2, spin_until, &p->push) &&
@@ -462,6 +463,7 @@ static void *receiver(void *arg)
 	uint8_t *buf;
 	ssize_t r;
 
+	vmig_name_thread("pcrx", rt->chan);
 	if (rt->chan)
 		pc_background_thread();
 	buf = malloc(RAM_MAX_PKT);

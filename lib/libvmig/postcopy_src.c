@@ -254,6 +254,7 @@ static void *pusher(void *arg)
 	struct ram_pkt_hdr end = { .flags = RAM_PKT_F_END };
 	uint8_t *buf;
 
+	vmig_name_thread("pcpush", pt->chan);
 	pc_background_thread();
 	buf = malloc(RAM_PKT_HDR_LEN + (size_t)batch * (8 + RAM_PAGE_SIZE));
 	if (!buf) {

@@ -107,6 +107,7 @@ static void *sender(void *arg)
 	struct vmig_txbuf *b;
 	ssize_t ret;
 
+	vmig_name_thread("ramtx", c->idx);
 	c->err = vmig_uio_init(&io);
 	if (c->err) {
 		net_fail(n, c->err);
@@ -410,6 +411,7 @@ static void *receiver(void *arg)
 	uint8_t *buf;
 	ssize_t ret;
 
+	vmig_name_thread("ramrx", rc->idx);
 	buf = malloc(RAM_MAX_PKT);
 	if (!buf) {
 		rc->err = -ENOMEM;

@@ -138,6 +138,7 @@ static void *src_thread(void *arg)
 	bool sw, changed;
 	int v;
 
+	vmig_name_thread("ramsrc", 0);
 	for (;;) {
 		v = vmig_ram_precopy_run(r->pc, r->conv);
 		pthread_mutex_lock(&r->lock);
@@ -296,6 +297,7 @@ static void *dst_thread(void *arg)
 	struct ram_sess *r = a->r;
 	int ret;
 
+	vmig_name_thread("ramdst", 0);
 	ret = ram_serve_fds(r->cfg.dest, a->fds, a->n);
 	if (ret)
 		vmig_err("migration destination: guest RAM: %s",

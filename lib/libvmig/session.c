@@ -180,19 +180,6 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-
-
-
-
-/* Threads carry names (for top, perf, gdb): "vmig-<what><index>". */
-static void name_thread(const char *what, unsigned int index)
-{
-	char name[16];
-
-	snprintf(name, sizeof(name), "vmig-%s%u", what, index);
-	pthread_setname_np(pthread_self(), name);
-}
-
 static void wake(struct vmig_session *s)
 {
 	uint64_t one = 1;
@@ -1102,7 +1089,7 @@ static void *sender(void *arg)
 	ssize_t n;
 	int ret;
 
-	name_thread("send", c->index);
+	vmig_name_thread("send", c->index);
 	ret = vmig_uio_init(&io);
 	if (ret) {
 		fail(s, ret, -1, c->index, "data channel %u: io_uring: %s",
@@ -1237,7 +1224,7 @@ static void *reader(void *arg)
 	struct sdev *d = arg;
 	struct vmig_session *s = d->s;
 
-	name_thread("read", d->idx);
+	vmig_name_thread("read", d->idx);
 	pthread_mutex_lock(&s->lock);
 	while (!s->failed && d->mode != MODE_DONE) {
 		if (d->mode == MODE_PRECOPY && !s->stop_readers) {
@@ -1855,7 +1842,7 @@ static void *receiver(void *arg)
 	ssize_t n;
 	int ret;
 
-	name_thread("recv", c->index);
+	vmig_name_thread("recv", c->index);
 	ret = vmig_uio_init(&io);
 	if (ret) {
 		fail(s, ret, -1, c->index, "data channel %u: io_uring: %s",

@@ -292,6 +292,7 @@ static void *reaper(void *arg)
 	struct timespec due;
 	int ret;
 
+	vmig_name_thread("reaper", 0);
 	interval = size * 1000000000ULL / (2 * MAX_RATE);
 	if (interval < REAP_MIN_NS)
 		interval = REAP_MIN_NS;

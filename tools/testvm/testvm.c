@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -313,8 +314,12 @@ static void *vcpu_thread(void *arg)
 {
 	struct testvm_vcpu *c = arg;
 	struct testvm *vm = c->vm;
+	char name[16];
 	int err = 0;
 
+	/* For top -H, gdb and the kernel's reports. */
+	snprintf(name, sizeof(name), "testvm-vcpu%u", c->idx);
+	pthread_setname_np(pthread_self(), name);
 	pthread_mutex_lock(&vm->lock);
 	while (vcpu_gate(c)) {
 		pthread_mutex_unlock(&vm->lock);
@@ -343,6 +348,9 @@ static void *vcpu_thread(void *arg)
 				break;
 			}
 		}
+		if (err)
+			fprintf(stderr, "testvm: vCPU %u stops: %s (last exit reason %u)\n",
+				c->idx, strerror(-err), c->run->exit_reason);
 		pthread_mutex_lock(&vm->lock);
 		if (err) {
 			c->error = err;

@@ -302,6 +302,9 @@ static int switchover(void *opaque)
 
 	g->paused = true;
 	g->pause_err = testvm_pause(g->vm);
+	if (g->pause_err)
+		vmigctl_error("the guest's vCPU failed before the switchover: %s",
+			      strerror(-g->pause_err));
 	return g->pause_err;
 }
 
