@@ -87,7 +87,7 @@ fi
 # the guest kernel panicked ("corrupted stack end detected inside
 # scheduler") as the thread that had run the guest's vCPU exited, once
 # that vCPU ended in an error at the switchover.  On one vCPU, 8 runs of 8
-# passed (its part 2 then takes some 20 s to converge, see demo.sh).  The
+# passed (its part 2 then dirties less, see demo.sh).  The
 # tests keep two vCPUs for their races; see kvm_hold.c for the part of
 # this that is understood.
 if [[ -z $VM_SMP ]]; then
