@@ -172,14 +172,6 @@ struct vmig_session {
 	uint64_t t_start, t_stop, t_end;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static void wake(struct vmig_session *s)
 {
 	uint64_t one = 1;
@@ -1358,7 +1350,7 @@ static int source_precopy(struct vmig_session *s, uint8_t *buf)
 		}
 		if (ack && ((all_idle(s) && ram &&
 			     queued_bytes(s) <= s->cfg.switchover_max_queued) ||
-			    (limit && now_ns() - t_ack >= limit)))
+			    (limit && ram_now_ns() - t_ack >= limit)))
 			return 0;
 		timeout = ack && limit ? PRECOPY_POLL_MS : -1;
 		ret = control_wait(s, timeout, &type, buf, &len);
@@ -1370,7 +1362,7 @@ static int source_precopy(struct vmig_session *s, uint8_t *buf)
 		if (ret)
 			return ret;
 		if (ack && !t_ack) {
-			t_ack = now_ns();
+			t_ack = ram_now_ns();
 			vmig_info("migration source: switchover acknowledged after %.1f ms",
 				  (t_ack - s->t_start) / 1e6);
 		}
@@ -1404,7 +1396,7 @@ static int park_readers(struct vmig_session *s)
  */
 static int source_drain(struct vmig_session *s, uint8_t *buf)
 {
-	uint64_t t0 = now_ns(), queued;
+	uint64_t t0 = ram_now_ns(), queued;
 	uint32_t type, len;
 	int ret;
 
@@ -1427,7 +1419,7 @@ static int source_drain(struct vmig_session *s, uint8_t *buf)
 			return ret;
 	}
 	vmig_info("migration source: switching over, %llu bytes of precopy data not yet written at the destination (waited %.1f ms for it)",
-		  (unsigned long long)queued, (now_ns() - t0) / 1e6);
+		  (unsigned long long)queued, (ram_now_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -1448,7 +1440,7 @@ static int source_switchover(struct vmig_session *s)
 	queued = queued_bytes(s);
 	pthread_mutex_lock(&s->lock);
 	s->switchover_queued = queued;
-	s->t_stop = now_ns();
+	s->t_stop = ram_now_ns();
 	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < s->ndev; i++) {
 		struct sdev *d = &s->devs[i];
@@ -1705,7 +1697,7 @@ static int session_begin(struct vmig_session *s, enum vmig_role role,
 	*buf = malloc(MSG_MAX_LEN);
 	if (!*buf)
 		return -ENOMEM;
-	s->t_start = now_ns();
+	s->t_start = ram_now_ns();
 	return 0;
 }
 
@@ -1717,7 +1709,7 @@ static int session_begin(struct vmig_session *s, enum vmig_role role,
 static int session_end(struct vmig_session *s, int ret, uint8_t *buf,
 		       void (*undo)(struct vmig_session *s))
 {
-	s->t_end = now_ns();
+	s->t_end = ram_now_ns();
 	free(buf);
 	if (!ret && failed(s))
 		ret = s->error.err;
@@ -2153,9 +2145,9 @@ VMIG_EXPORT void vmig_session_get_stats(struct vmig_session *s,
 						    __ATOMIC_RELAXED);
 	}
 	if (s->t_start)
-		st->total_ns = (s->t_end ? s->t_end : now_ns()) - s->t_start;
+		st->total_ns = (s->t_end ? s->t_end : ram_now_ns()) - s->t_start;
 	if (s->t_stop)
-		st->downtime_ns = (s->t_end ? s->t_end : now_ns()) - s->t_stop;
+		st->downtime_ns = (s->t_end ? s->t_end : ram_now_ns()) - s->t_stop;
 	st->switchover_queued = s->switchover_queued;
 	pthread_mutex_unlock(&s->lock);
 
