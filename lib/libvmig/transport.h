@@ -177,16 +177,15 @@ struct vmig_chan_auth {
 	uint8_t session_id[VMIG_SESSION_ID_LEN];
 	const uint8_t *secret;
 	size_t secret_len;
-	unsigned int timeout_ms;	/* whole handshake; 0: none */
+	/*
+	 * The whole handshake; 0: none.  Past its handshake a TCP channel
+	 * (either side) also fails with -ETIMEDOUT once its peer has
+	 * acknowledged nothing for that long, data or keepalive probe: a
+	 * partition, a host gone.  A peer whose kernel still answers is not
+	 * caught: that is for the protocol's own timeouts.
+	 */
+	unsigned int timeout_ms;
 };
-
-/*
- * With a timeout_ms, a channel past its handshake (either side) also
- * fails with -ETIMEDOUT once its TCP peer has acknowledged nothing for
- * that long, data or keepalive probe: a partition, a host gone.  A peer
- * whose kernel still answers is not caught: that is for the protocol's
- * own timeouts.
- */
 
 /*
  * Source side: open a stream socket to addr, send the channel header,
